@@ -4,6 +4,8 @@
  * says what is wrong and how to fix it.
  */
 
+import { redactSecrets } from "../util/redact.js";
+
 export const INTERVAL_STRATEGIES = ["no", "steps", "epoch"] as const;
 export const SAVE_STRATEGIES = ["no", "steps", "epoch", "best"] as const;
 export const SCHEDULER_TYPES = [
@@ -34,12 +36,25 @@ export type ReportTo = "all" | "none" | string[];
 
 export type Check = (value: unknown) => string | undefined;
 
-const show = (value: unknown): string =>
-  typeof value === "string"
-    ? JSON.stringify(value)
-    : Array.isArray(value)
-      ? "a list"
-      : String(value);
+/** A bad value as the user wrote it, for error messages (secrets in URLs masked, long values cut). */
+export function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(redactSecrets(value));
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
+  if (typeof value === "symbol" || value === undefined) return String(value);
+  if (typeof value === "object" && value !== null) {
+    const kind = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null;
+    const name = kind?.constructor?.name;
+    if (!Array.isArray(value) && kind !== null && name && name !== "Object") return `a ${name}`;
+    try {
+      const text = JSON.stringify(redactSecrets(value));
+      return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+    } catch {
+      return Array.isArray(value) ? "a list" : "an object";
+    }
+  }
+  return String(value);
+}
 
 export const isBoolean: Check = (v) =>
   typeof v === "boolean" ? undefined : `must be true or false (got ${show(v)}).`;
@@ -64,6 +79,13 @@ export const isSteps: Check = (v) =>
   typeof v === "number" && Number.isFinite(v) && v > 0 && (v < 1 || Number.isInteger(v))
     ? undefined
     : `must be a whole number of steps of at least 1, or a fraction in (0, 1) meaning that ` +
+      `share of maxSteps (got ${show(v)}).`;
+
+/** Warmup: 0 (none), a whole number of steps, or a fraction in (0, 1) of maxSteps. */
+export const isWarmupSteps: Check = (v) =>
+  v === 0 || isSteps(v) === undefined
+    ? undefined
+    : `must be 0 (no warmup), a whole number of steps, or a fraction in (0, 1) meaning that ` +
       `share of maxSteps (got ${show(v)}).`;
 
 export const isUnitInterval: Check = (v) =>
@@ -117,11 +139,18 @@ export const isOptimArgs: Check = (v) =>
 
 export const isReportTo: Check = (v) => {
   if (typeof v === "string" && v.trim().length > 0) return undefined;
-  if (Array.isArray(v) && v.every((name) => typeof name === "string" && name.trim().length > 0))
+  if (Array.isArray(v) && v.every((name) => typeof name === "string" && name.trim().length > 0)) {
+    const names = new Set(v.map((name: string) => name.trim()));
+    if (names.size > 1 && (names.has("all") || names.has("none")))
+      return (
+        `cannot mix "all" or "none" with other names (got ${show(v)}). Use "all", "none", ` +
+        `or a list of integration names only.`
+      );
     return undefined;
+  }
   return (
     `must be "all" (every installed integration), "none", or a list of integration names ` +
-    `such as ["mlflow", "tensorboard"] (got ${Array.isArray(v) ? JSON.stringify(v) : show(v)}).`
+    `such as ["mlflow", "tensorboard"] (got ${show(v)}).`
   );
 };
 
@@ -150,7 +179,7 @@ export const OPTION_SPECS = {
   optimArgs: { defaultValue: null, check: nullable(isOptimArgs) },
   lrSchedulerType: { defaultValue: "linear", check: oneOf(SCHEDULER_TYPES) },
   lrSchedulerKwargs: { defaultValue: null, check: nullable(isObject) },
-  warmupSteps: { defaultValue: 0, check: (v) => (v === 0 ? undefined : isSteps(v)) },
+  warmupSteps: { defaultValue: 0, check: isWarmupSteps },
   warmupRatio: { defaultValue: 0, check: isUnitInterval, float: true },
   loggingStrategy: { defaultValue: "steps", check: oneOf(INTERVAL_STRATEGIES) },
   loggingSteps: { defaultValue: 500, check: isSteps },

@@ -1,4 +1,5 @@
-import { renameSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { closestName, toCamelCase, toSnakeCase } from "../util/case.js";
 import { dumpPythonJson } from "../util/python-json.js";
 import { redactSecrets } from "../util/redact.js";
@@ -12,6 +13,7 @@ import {
   type ReportTo,
   type SaveStrategy,
   type SchedulerType,
+  show,
 } from "./options.js";
 import { crossFieldProblems, type Problem } from "./rules.js";
 
@@ -103,7 +105,7 @@ export class TrainingArguments {
 
   constructor(options: TrainingArgumentsOptions = {}) {
     const problems = unknownOptionProblems(options);
-    const given = options as Record<string, unknown>;
+    const given = (isNonListObject(options) ? options : {}) as Record<string, unknown>;
     const values: Record<string, unknown> = {};
     for (const name of OPTION_NAMES) {
       const spec: OptionSpec = OPTION_SPECS[name];
@@ -124,8 +126,10 @@ export class TrainingArguments {
   toJSON(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(this)) {
-      const key = toSnakeCase(name);
-      out[key] = name === "reportTo" ? reportToOnDisk(value as ReportTo) : value;
+      if (typeof value === "function") continue;
+      const onDisk = name === "reportTo" ? reportToOnDisk(value as ReportTo) : value;
+      // The camelCase name is checked as well as the snake_case key below.
+      out[toSnakeCase(name)] = redactSecrets(onDisk, name);
     }
     return redactSecrets(out);
   }
@@ -137,9 +141,14 @@ export class TrainingArguments {
 
   /** Writes `training_args.json` through a temporary file. */
   saveToJson(path: string): void {
-    const temporary = `${path}.tmp-${process.pid}`;
-    writeFileSync(temporary, this.toJsonString());
-    renameSync(temporary, path);
+    const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+    try {
+      writeFileSync(temporary, this.toJsonString(), { flag: "wx" });
+      renameSync(temporary, path);
+    } catch (error) {
+      rmSync(temporary, { force: true });
+      throw error;
+    }
   }
 
   /**
@@ -148,11 +157,24 @@ export class TrainingArguments {
    * ignored; those that do are checked as in the constructor.
    */
   static fromJSON(data: Record<string, unknown>): TrainingArguments {
+    if (!isNonListObject(data))
+      throw new TrainingArgumentsError([
+        {
+          option: "fromJSON",
+          message: `needs HF's argument dict, an object of snake_case options (got ${show(data)}).`,
+        },
+      ]);
     const options: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(data)) {
       const name = toCamelCase(key);
-      if (!(name in OPTION_SPECS)) continue;
+      if (!Object.hasOwn(OPTION_SPECS, name)) continue;
       options[name] = value;
+    }
+    // Files from older transformers use old names (evaluation_strategy before 4.41).
+    for (const [oldName, name] of Object.entries(RENAMED_OPTIONS)) {
+      const value = data[toSnakeCase(oldName) as keyof typeof data];
+      if (options[name] === undefined && value !== null && value !== undefined)
+        options[name] = value;
     }
     if (Array.isArray(options.reportTo) && options.reportTo.length === 0) options.reportTo = "none";
     if (typeof options.optim === "string" && options.optim in OPTIMIZER_ALIASES)
@@ -186,16 +208,27 @@ function resolveDerived(values: Record<string, unknown>): Record<string, unknown
 
 /** "all", "none", a single name, or a list (["all"] and ["none"] mean the same as the words). */
 function normalizeReportTo(value: unknown): ReportTo {
-  const names = (typeof value === "string" ? [value] : (value as string[])).map((n) => n.trim());
+  const list = typeof value === "string" ? [value] : (value as string[]);
+  const names = [...new Set(list.map((n) => n.trim()))];
   if (names.length === 1 && (names[0] === "all" || names[0] === "none"))
     return names[0] as ReportTo;
-  return [...new Set(names)];
+  return names;
 }
 
+function isNonListObject(value: unknown): value is object {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** HF's old option names (camelCase) and the names they have now. */
+const RENAMED_OPTIONS: Record<string, string> = { evaluationStrategy: "evalStrategy" };
+
 function unknownOptionProblems(options: object): Problem[] {
-  if (typeof options !== "object" || options === null) {
+  if (!isNonListObject(options)) {
     return [
-      { option: "options", message: `must be an object of options (got ${String(options)}).` },
+      {
+        option: "options",
+        message: `must be an object of options such as { outputDir: "out" } (got ${show(options)}).`,
+      },
     ];
   }
   const known: string[] = OPTION_NAMES;
@@ -203,11 +236,14 @@ function unknownOptionProblems(options: object): Problem[] {
   for (const name of Object.keys(options)) {
     if (known.includes(name)) continue;
     const camel = toCamelCase(name);
+    const renamed = RENAMED_OPTIONS[camel];
     const hint = known.includes(camel)
       ? ` Options are camelCase here: use ${camel}.`
-      : closestName(name, known)
-        ? ` Did you mean ${closestName(name, known)}?`
-        : "";
+      : renamed
+        ? ` transformers renamed it: use ${renamed}.`
+        : closestName(name, known)
+          ? ` Did you mean ${closestName(name, known)}?`
+          : " Remove it, or check its name against the options in the @trainkit/core README.";
     problems.push({ option: name, message: `is not a TrainingArguments option.${hint}` });
   }
   return problems;

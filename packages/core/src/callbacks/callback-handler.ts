@@ -2,6 +2,7 @@ import type { TrainingArguments } from "../args/training-arguments.js";
 import { TrainerControl } from "../state/trainer-control.js";
 import type { TrainerState } from "../state/trainer-state.js";
 import { logger } from "../util/logger.js";
+import { DefaultFlowCallback } from "./default-flow-callback.js";
 import {
   TrainerCallback,
   type CallbackContext,
@@ -44,7 +45,13 @@ export class CallbackHandler extends TrainerCallback {
     this.#references = { ...references };
     this.#baseContext = Object.freeze({ ...this.#references });
     for (const callback of callbacks) this.addCallback(callback);
-    if (!this.callbacks.some((cb) => cb.constructor.name === "DefaultFlowCallback")) {
+    // HF checks isinstance: a subclass of DefaultFlowCallback counts (as does one from another
+    // copy of @trainkit/core, recognised by its class name).
+    if (
+      !this.callbacks.some(
+        (cb) => cb instanceof DefaultFlowCallback || cb.constructor.name === "DefaultFlowCallback",
+      )
+    ) {
       logger.warn(
         "The Trainer will not work properly without a DefaultFlowCallback in its callbacks. " +
           "Add one before training with trainer.addCallback(DefaultFlowCallback). " +
@@ -229,8 +236,8 @@ export class CallbackHandler extends TrainerCallback {
       const result: CallbackResult = callback[event](args, state, control, ctx);
       if (result === undefined || result === null) continue;
       if (result instanceof TrainerControl) control = result;
-      else if (typeof (result as Promise<unknown>).then === "function")
-        return this.finishAsync(event, i, result as Promise<unknown>, args, state, control, ctx);
+      else if (isThenable(result))
+        return this.finishAsync(event, i, result, args, state, control, ctx);
       else throw badReturn(callback, event, result);
     }
     return control;
@@ -240,7 +247,7 @@ export class CallbackHandler extends TrainerCallback {
   private async finishAsync(
     event: CallbackEvent,
     index: number,
-    pending: Promise<unknown>,
+    pending: PromiseLike<unknown>,
     args: TrainingArguments,
     state: TrainerState,
     control: TrainerControl,
@@ -249,13 +256,23 @@ export class CallbackHandler extends TrainerCallback {
     const callbacks = this.callbacks;
     for (let i = index; i < callbacks.length; i++) {
       const callback = callbacks[i]!;
-      const result = i === index ? await pending : await callback[event](args, state, control, ctx);
+      let result: unknown = i === index ? pending : callback[event](args, state, control, ctx);
+      // Only real promises are awaited: a synchronous callback costs no microtask here either.
+      if (isThenable(result)) result = await result;
       if (result === undefined || result === null) continue;
       if (result instanceof TrainerControl) control = result;
       else throw badReturn(callback, event, result);
     }
     return control;
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 function badReturn(callback: TrainerCallback, event: string, result: unknown): TypeError {

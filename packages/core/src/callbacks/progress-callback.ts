@@ -2,7 +2,7 @@ import type { TrainingArguments } from "../args/training-arguments.js";
 import { BarScreen, type ProgressBar } from "../progress/progress-bar.js";
 import type { TrainerControl } from "../state/trainer-control.js";
 import type { TrainerState } from "../state/trainer-state.js";
-import { formatLogs } from "../util/format-logs.js";
+import { formatLogs, pythonRound } from "../util/format-logs.js";
 import type { LineStream } from "./printer-callback.js";
 import { TrainerCallback, type CallbackContext } from "./trainer-callback.js";
 
@@ -11,6 +11,8 @@ export interface ProgressCallbackOptions {
   stream?: LineStream;
   /** Longer string values in logs are replaced by a note (HF's max_str_len). */
   maxStrLen?: number;
+  /** The clock the bars read, in milliseconds (`performance.now` by default); for tests. */
+  now?: () => number;
 }
 
 /**
@@ -25,11 +27,13 @@ export class ProgressCallback extends TrainerCallback {
   private trainingBar: ProgressBar | undefined;
   private predictionBar: ProgressBar | undefined;
   private currentStep = 0;
+  private readonly now: (() => number) | undefined;
 
-  constructor({ stream = process.stdout, maxStrLen = 100 }: ProgressCallbackOptions = {}) {
+  constructor({ stream = process.stdout, maxStrLen = 100, now }: ProgressCallbackOptions = {}) {
     super();
     this.stream = stream;
     this.maxStrLen = maxStrLen;
+    this.now = now;
   }
 
   private get interactive(): boolean {
@@ -37,18 +41,28 @@ export class ProgressCallback extends TrainerCallback {
   }
 
   private bars(): BarScreen {
-    this.screen ??= new BarScreen(this.stream);
+    this.screen ??= new BarScreen(this.stream, this.now);
     return this.screen;
   }
 
-  override onTrainBegin(_args: TrainingArguments, state: TrainerState) {
+  override onTrainBegin(
+    _args: TrainingArguments,
+    state: TrainerState,
+    _control: TrainerControl,
+    _ctx: CallbackContext,
+  ) {
+    // A resumed run starts the bar at its step (HF's jumps there on the first step).
     if (state.isWorldProcessZero && this.interactive)
-      this.trainingBar = this.bars().open({ total: state.maxSteps });
+      this.trainingBar = this.bars().open({ total: state.maxSteps, initial: state.globalStep });
     this.currentStep = state.globalStep;
-    this.trainingBar?.update(state.globalStep);
   }
 
-  override onStepEnd(_args: TrainingArguments, state: TrainerState) {
+  override onStepEnd(
+    _args: TrainingArguments,
+    state: TrainerState,
+    _control: TrainerControl,
+    _ctx: CallbackContext,
+  ) {
     if (!state.isWorldProcessZero) return;
     this.trainingBar?.update(state.globalStep - this.currentStep);
     this.currentStep = state.globalStep;
@@ -71,11 +85,21 @@ export class ProgressCallback extends TrainerCallback {
     this.predictionBar.update(1);
   }
 
-  override onEvaluate(_args: TrainingArguments, state: TrainerState) {
+  override onEvaluate(
+    _args: TrainingArguments,
+    state: TrainerState,
+    _control: TrainerControl,
+    _ctx: CallbackContext,
+  ) {
     if (state.isWorldProcessZero) this.closePredictionBar();
   }
 
-  override onPredict(_args: TrainingArguments, state: TrainerState) {
+  override onPredict(
+    _args: TrainingArguments,
+    state: TrainerState,
+    _control: TrainerControl,
+    _ctx: CallbackContext,
+  ) {
     if (state.isWorldProcessZero) this.closePredictionBar();
   }
 
@@ -94,13 +118,19 @@ export class ProgressCallback extends TrainerCallback {
           ? `[String too long to display, length: ${value.length} > ${this.maxStrLen}. Consider increasing maxStrLen if needed.]`
           : value;
     }
-    if (typeof shown.epoch === "number") shown.epoch = Math.round(shown.epoch * 100) / 100;
+    // Python's round(epoch, 2): ties to even, so 0.625 shows as 0.62 as in HF.
+    if (typeof shown.epoch === "number") shown.epoch = pythonRound(shown.epoch, 2);
     const line = formatLogs(shown);
     if (this.screen) this.screen.write(line);
     else this.stream.write(`${line}\n`);
   }
 
-  override onTrainEnd(_args: TrainingArguments, state: TrainerState) {
+  override onTrainEnd(
+    _args: TrainingArguments,
+    state: TrainerState,
+    _control: TrainerControl,
+    _ctx: CallbackContext,
+  ) {
     if (!state.isWorldProcessZero) return;
     this.trainingBar?.close();
     this.trainingBar = undefined;

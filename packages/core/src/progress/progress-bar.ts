@@ -16,15 +16,18 @@ export interface BarOptions {
   desc?: string;
   /** Keep the finished bar on screen (true) or erase it (false). */
   leave?: boolean;
+  /** Where the count starts (a resumed run); the rate counts only what this bar saw. */
+  initial?: number;
 }
 
 const MIN_REDRAW_MS = 100;
 
 export class ProgressBar {
-  n = 0;
+  n: number;
   readonly total: number;
   readonly desc: string;
   readonly leave: boolean;
+  readonly initial: number;
   readonly startedAt: number;
 
   constructor(
@@ -34,6 +37,8 @@ export class ProgressBar {
     this.total = options.total;
     this.desc = options.desc ?? "";
     this.leave = options.leave ?? true;
+    this.initial = options.initial ?? 0;
+    this.n = this.initial;
     this.startedAt = screen.now();
   }
 
@@ -46,19 +51,24 @@ export class ProgressBar {
     this.screen.remove(this);
   }
 
-  /** The bar's line at a given width and time. */
+  /** The bar's line at a given width and time, as tqdm draws it, at most `width` long. */
   render(width: number, now: number): string {
-    const elapsed = (now - this.startedAt) / 1000;
-    const rate = elapsed > 0 ? this.n / elapsed : 0;
-    const remaining = rate > 0 ? (this.total - this.n) / rate : NaN;
-    const share = this.total > 0 ? Math.min(1, this.n / this.total) : 0;
+    const elapsed = Math.max(0, (now - this.startedAt) / 1000);
+    const done = this.n - this.initial;
+    const rate = elapsed > 0 && done > 0 ? done / elapsed : undefined;
+    const remaining = rate !== undefined && this.total > 0 ? (this.total - this.n) / rate : NaN;
+    const share = this.total > 0 ? Math.min(1, Math.max(0, this.n / this.total)) : 0;
     const percent = `${String(Math.floor(share * 100)).padStart(3)}%`;
     const rateText =
-      rate >= 1 || rate === 0 ? `${rate.toFixed(2)}it/s` : `${(1 / rate).toFixed(2)}s/it`;
+      rate === undefined
+        ? "?it/s"
+        : rate >= 1
+          ? `${rate.toFixed(2).padStart(5)}it/s`
+          : `${(1 / rate).toFixed(2).padStart(5)}s/it`;
     const stats = ` ${this.n}/${this.total} [${clock(elapsed)}<${clock(remaining)}, ${rateText}]`;
     const prefix = `${this.desc ? `${this.desc}: ` : ""}${percent}|`;
     const barWidth = Math.max(1, width - prefix.length - stats.length - 1);
-    return `${prefix}${fill(share, barWidth)}|${stats}`;
+    return `${prefix}${fill(share, barWidth)}|${stats}`.slice(0, width);
   }
 }
 
@@ -118,13 +128,18 @@ export class BarScreen {
     return this.bars.map((bar) => bar.render(this.width(), now)).join("\n");
   }
 
+  /**
+   * One less than the terminal's width (never more), so a bar never wraps: a wrapped line
+   * could not be erased in place.
+   */
   private width(): number {
-    return Math.max(40, Math.min(this.stream.columns ?? 80, 160) - 1);
+    const columns = this.stream.columns || 80;
+    return Math.max(1, Math.min(columns, 161) - 1);
   }
 }
 
 function fill(share: number, width: number): string {
-  const eighths = Math.round(share * width * 8);
+  const eighths = Math.floor(share * width * 8);
   const full = Math.floor(eighths / 8);
   const partial = eighths % 8;
   const partials = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
@@ -132,10 +147,10 @@ function fill(share: number, width: number): string {
   return body.padEnd(width, " ");
 }
 
-/** Seconds as tqdm shows them: mm:ss, or h:mm:ss; "?" when unknown. */
+/** Seconds as tqdm shows them (whole seconds, cut): mm:ss, or h:mm:ss; "?" when unknown. */
 function clock(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
-  const total = Math.round(seconds);
+  const total = Math.floor(Math.max(0, seconds));
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);
   const s = total % 60;

@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { FLOAT_LOG_KEY } from "../util/format-logs.js";
-import { dumpPythonJson, parsePythonJson } from "../util/python-json.js";
+import { dumpPythonJson, loadedNumberKind, parsePythonJson } from "../util/python-json.js";
 import { collectStatefulCallbacks, type StatefulCallbacks } from "./exportable-state.js";
 
 /** One `log_history` entry: the logged values plus `step`, under HF's keys. */
@@ -93,6 +93,8 @@ export class TrainerState {
   statefulCallbacks: StatefulCallbacks = {};
   /** Keys read from a file that this version does not know, written back unchanged. */
   readonly unknownFields: Record<string, unknown> = {};
+  /** Top-level integral numbers read from a file, with the form (int or float) they had. */
+  #loadedKinds = new Map<string, { value: unknown; kind: "int" | "float" }>();
 
   constructor(init: TrainerStateInit = {}) {
     const { statefulCallbacks, ...fields } = init;
@@ -112,17 +114,23 @@ export class TrainerState {
   }
 
   /**
-   * Resolves logging/eval/save steps: a value in (0, 1) is a ratio of maxSteps, rounded up,
-   * as in HF's `compute_steps`.
+   * Resolves logging/eval/save steps as HF's `compute_steps`: a value below 1 is a ratio of
+   * maxSteps, rounded up; a null value (evalSteps without the steps strategy) keeps the
+   * current one (500 by default), as the trace of case c shows.
    */
   computeSteps(
-    args: { loggingSteps: number; evalSteps: number | null; saveSteps: number },
+    args: { loggingSteps: number | null; evalSteps: number | null; saveSteps: number | null },
     maxSteps: number,
   ): void {
-    const resolve = (value: number) => (value < 1 ? Math.ceil(maxSteps * value) : value);
-    this.loggingSteps = resolve(args.loggingSteps);
-    this.evalSteps = resolve(args.evalSteps ?? args.loggingSteps);
-    this.saveSteps = resolve(args.saveSteps);
+    const resolve = (value: number | null, current: number) =>
+      value === null || value === undefined
+        ? current
+        : value < 1
+          ? Math.ceil(maxSteps * value)
+          : value;
+    this.loggingSteps = resolve(args.loggingSteps, this.loggingSteps);
+    this.evalSteps = resolve(args.evalSteps, this.evalSteps);
+    this.saveSteps = resolve(args.saveSteps, this.saveSteps);
   }
 
   /** HF's dict of the state: snake_case keys. */
@@ -135,14 +143,22 @@ export class TrainerState {
   /**
    * Exactly what HF writes: `json.dumps(asdict(state), indent=2, sort_keys=True) + "\n"`.
    * HF's `epoch` and `total_flos` are ints until training writes floats, so an untouched
-   * state keeps them ints.
+   * state keeps them ints; `best_metric` and the logged values HF holds as floats are
+   * floats. Numbers read from a file keep the form they had there (`2.0` or `2`) while
+   * their value is unchanged.
    */
   toJsonString(): string {
+    const data = this.toJSON();
     const untouched = this.globalStep === 0 && this.logHistory.length === 0;
-    return dumpPythonJson(this.toJSON(), {
+    return dumpPythonJson(data, {
       isFloat: (path) => {
-        const [top, , key = ""] = path;
-        if (path.length === 1) return !untouched && (top === "epoch" || top === "total_flos");
+        const [top = "", , key = ""] = path;
+        if (path.length === 1) {
+          const loaded = this.#loadedKinds.get(top);
+          if (loaded && Object.is(loaded.value, data[top])) return loaded.kind === "float";
+          if (top === "best_metric") return true;
+          return !untouched && (top === "epoch" || top === "total_flos");
+        }
         if (top === "log_history") return FLOAT_LOG_KEY.test(key);
         return top === "stateful_callbacks" && path.at(-1) === "early_stopping_threshold";
       },
@@ -166,6 +182,8 @@ export class TrainerState {
       Object.entries(FIELDS).map(([field, key]) => [key, field as FieldName]),
     );
     for (const [key, value] of Object.entries(data)) {
+      const kind = loadedNumberKind(data, key);
+      if (kind !== undefined) state.#loadedKinds.set(key, { value, kind });
       const field = known.get(key);
       if (field === undefined) {
         state.unknownFields[key] = value;
@@ -189,7 +207,9 @@ export class TrainerState {
     try {
       text = readFileSync(path, "utf8");
     } catch (error) {
-      throw new Error(`Cannot read trainer state ${path}: ${(error as Error).message}`);
+      throw new Error(`Cannot read trainer state ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     let data: unknown;
     try {
@@ -197,6 +217,7 @@ export class TrainerState {
     } catch (error) {
       throw new Error(
         `${path} is not valid JSON (${(error as Error).message}); the file is damaged or truncated.`,
+        { cause: error },
       );
     }
     return TrainerState.fromJSON(data, path);

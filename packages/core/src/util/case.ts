@@ -1,6 +1,9 @@
-/** `learningRate` → `learning_rate`. */
+/** `learningRate` → `learning_rate`; runs of capitals stay one word: `hfAPIKey` → `hf_api_key`. */
 export function toSnakeCase(name: string): string {
-  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1_$2")
+    .toLowerCase();
 }
 
 /** `learning_rate` → `learningRate`. */

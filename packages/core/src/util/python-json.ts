@@ -47,18 +47,53 @@ export interface DumpOptions {
   isFloat?: (path: readonly string[]) => boolean;
 }
 
+/**
+ * Objects and arrays read by `parsePythonJson`, and in them the keys of the integral numbers
+ * Python wrote as floats (`2.0`, `1e3`). `dumpPythonJson` writes an integral number it
+ * read back in the form it had (`2.0` or `2`), so a file read and written again is unchanged
+ * even where no rule knows the key (a custom metric that happened to be `1.0`, say).
+ */
+const parsedContainers = new WeakSet<object>();
+const integralFloats = new WeakMap<object, Set<string>>();
+
+/**
+ * How `parsePythonJson` found the integral number at `holder[key]`: "float" (`2.0`), "int"
+ * (`2`), or undefined when it did not read it (or the value is not an integral number).
+ */
+export function loadedNumberKind(
+  holder: object,
+  key: string,
+  value: unknown = (holder as Record<string, unknown>)[key],
+): "int" | "float" | undefined {
+  if (typeof value !== "number" || !Number.isInteger(value) || !parsedContainers.has(holder))
+    return undefined;
+  return integralFloats.get(holder)?.has(key) ? "float" : "int";
+}
+
 /** `json.dumps(value, indent=2, sort_keys=True) + "\n"`. */
 export function dumpPythonJson(value: unknown, options: DumpOptions = {}): string {
   const isFloat = options.isFloat ?? (() => false);
-  const write = (item: unknown, indent: string, path: string[]): string => {
+  const write = (item: unknown, indent: string, path: string[], holder?: object): string => {
     if (item === null || item === undefined) return "null";
     if (typeof item === "boolean") return item ? "true" : "false";
-    if (typeof item === "number") return formatNumber(item, isFloat(path));
+    if (typeof item === "number") {
+      const kind = holder ? loadedNumberKind(holder, path.at(-1) ?? "", item) : undefined;
+      return formatNumber(item, kind === undefined ? isFloat(path) : kind === "float");
+    }
     if (typeof item === "string") return formatPythonString(item);
     const inner = `${indent}  `;
     if (Array.isArray(item)) {
       if (item.length === 0) return "[]";
-      const parts = item.map((element) => inner + write(element, inner, [...path, "[]"]));
+      const parts = item.map((element, index) => {
+        // Array items are "[]" in the path given to isFloat; the loaded kind is by index.
+        const kind = loadedNumberKind(item, String(index), element);
+        return (
+          inner +
+          (kind === undefined
+            ? write(element, inner, [...path, "[]"])
+            : formatNumber(element as number, kind === "float"))
+        );
+      });
       return `[\n${parts.join(",\n")}\n${indent}]`;
     }
     if (typeof item === "object") {
@@ -68,7 +103,7 @@ export function dumpPythonJson(value: unknown, options: DumpOptions = {}): strin
       if (entries.length === 0) return "{}";
       entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       const parts = entries.map(
-        ([k, v]) => `${inner}${formatPythonString(k)}: ${write(v, inner, [...path, k])}`,
+        ([k, v]) => `${inner}${formatPythonString(k)}: ${write(v, inner, [...path, k], item)}`,
       );
       return `{\n${parts.join(",\n")}\n${indent}}`;
     }
@@ -83,39 +118,46 @@ const NON_FINITE: Record<string, number> = {
   "-Infinity": -Infinity,
 };
 
+/** A JSON string, or a bare token: NaN, ±Infinity, or a number. */
+const TOKEN = /"[^"\\]*(?:\\.[^"\\]*)*"|-?Infinity|NaN|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+const MARKER = "\u0000trainkit-number:";
+
 /**
  * JSON.parse that also accepts the NaN, Infinity and -Infinity that Python's json module
- * writes. Tokens inside strings are left alone.
+ * writes (tokens inside strings are left alone), and remembers which integral numbers were
+ * written as floats (`2.0`) and which as ints (`2`), for `dumpPythonJson`.
  */
 export function parsePythonJson(text: string): unknown {
-  if (!text.includes("NaN") && !text.includes("Infinity")) return JSON.parse(text);
-  const marker = "\u0000trainkit-nonfinite:";
-  let out = "";
-  let i = 0;
-  let found = false;
-  while (i < text.length) {
-    const char = text[i]!;
-    if (char === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j + 1;
-      continue;
+  let marked = false;
+  const rewritten = text.replace(TOKEN, (token) => {
+    if (token.startsWith('"')) return token;
+    if (token in NON_FINITE || (/[.eE]/.test(token) && Number.isInteger(Number(token)))) {
+      marked = true;
+      return JSON.stringify(MARKER + token);
     }
-    const token = ["-Infinity", "Infinity", "NaN"].find((t) => text.startsWith(t, i));
-    if (token) {
-      out += JSON.stringify(marker + token);
-      i += token.length;
-      found = true;
-      continue;
+    return token;
+  });
+  const root = { "": JSON.parse(rewritten) as unknown };
+  // One walk over the result: remember the containers, and turn the markers into numbers.
+  const visit = (container: Record<string, unknown>): void => {
+    parsedContainers.add(container);
+    for (const key in container) {
+      const value = container[key];
+      if (typeof value === "object" && value !== null) {
+        visit(value as Record<string, unknown>);
+      } else if (marked && typeof value === "string" && value.startsWith(MARKER)) {
+        const token = value.slice(MARKER.length);
+        if (token in NON_FINITE) {
+          container[key] = NON_FINITE[token];
+        } else {
+          container[key] = Number(token);
+          let floats = integralFloats.get(container);
+          if (!floats) integralFloats.set(container, (floats = new Set()));
+          floats.add(key);
+        }
+      }
     }
-    out += char;
-    i += 1;
-  }
-  if (!found) return JSON.parse(text);
-  return JSON.parse(out, (_key, value: unknown) =>
-    typeof value === "string" && value.startsWith(marker)
-      ? NON_FINITE[value.slice(marker.length)]
-      : value,
-  );
+  };
+  visit(root);
+  return root[""];
 }
