@@ -15,7 +15,7 @@ import {
   type TrainingArgumentsOptions,
 } from "../src/index.js";
 
-const TRACES = resolve(import.meta.dirname, "../../../../shared/spec/hf-traces");
+const TRACES = resolve(import.meta.dirname, "fixtures/hf-traces");
 
 function makeArgs(options: TrainingArgumentsOptions = {}): TrainingArguments {
   return new TrainingArguments({ reportTo: "none", disableTqdm: true, ...options });

@@ -20,7 +20,7 @@ import {
   type StateRecord,
 } from "../src/index.js";
 
-const TRACES = resolve(import.meta.dirname, "../../../../shared/spec/hf-traces");
+const TRACES = resolve(import.meta.dirname, "fixtures/hf-traces");
 const CASES = ["a", "b", "c", "d", "g_first"];
 const work = mkdtempSync(join(tmpdir(), "trainkit-state-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

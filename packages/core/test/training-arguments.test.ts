@@ -12,7 +12,7 @@ import {
   type TrainingArgumentsOptions,
 } from "../src/index.js";
 
-const TRACES = resolve(import.meta.dirname, "../../../../shared/spec/hf-traces");
+const TRACES = resolve(import.meta.dirname, "fixtures/hf-traces");
 const HF_DEFAULTS_PATH = join(TRACES, "training_args_defaults.json");
 const HF_DEFAULTS_TEXT = readFileSync(HF_DEFAULTS_PATH, "utf8");
 const HF_DEFAULTS = JSON.parse(HF_DEFAULTS_TEXT) as Record<string, unknown>;
