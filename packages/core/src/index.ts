@@ -53,3 +53,23 @@ export { setLogger, type Logger } from "./util/logger.js";
 export { REDACTED, redactSecrets } from "./util/redact.js";
 export { formatLogs } from "./util/format-logs.js";
 export { dumpPythonJson, parsePythonJson } from "./util/python-json.js";
+export {
+  Trainer,
+  type ComputeMetrics,
+  type EvalPrediction,
+  type PredictionOutput,
+  type TrainOutput,
+  type TrainerOptions,
+} from "./trainer/trainer.js";
+export { selectBackend } from "./trainer/backend.js";
+export type { Batch, TrainableModel } from "./trainer/model/trainable-model.js";
+export { LOSS_NAMES, type LossFunction } from "./trainer/model/losses.js";
+export type { DatasetInput, Example } from "./trainer/data/dataset.js";
+export type { DataCollator } from "./trainer/data/data-loader.js";
+export {
+  createOptimizer,
+  type Optimizer,
+  type OptimizerConfig,
+  type OptimizerState,
+} from "./trainer/optim/optimizers.js";
+export { LrScheduler, type SchedulerConfig } from "./trainer/optim/schedulers.js";

@@ -95,7 +95,7 @@ export class TrainerCallback {
     _control: TrainerControl,
     _ctx: CallbackContext,
   ): CallbackResult {}
-  /** After gradients are computed and before the optimizer step (gradient clipping happens here). */
+  /** After gradients are computed and clipped, before the optimizer step. */
   onPreOptimizerStep(
     _args: TrainingArguments,
     _state: TrainerState,

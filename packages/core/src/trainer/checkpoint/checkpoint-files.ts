@@ -1,0 +1,149 @@
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { TrainerState } from "../../state/trainer-state.js";
+import { loadTensors, readJson, saveTensors } from "../model/model-io.js";
+import type { TrainableModel } from "../model/trainable-model.js";
+import type { Optimizer, OptimizerState } from "../optim/optimizers.js";
+import type { LrScheduler } from "../optim/schedulers.js";
+
+/** HF's file names, plus trainkit's loop state (what makes a resumed run log the same). */
+export const FILES = {
+  trainerState: "trainer_state.json",
+  trainingArgs: "training_args.json",
+  optimizerJson: "optimizer.json",
+  optimizerBin: "optimizer.bin",
+  scheduler: "scheduler.json",
+  rngState: "rng_state.json",
+  loopState: "loop_state.json",
+} as const;
+
+/** The loss accumulators between logs, so a resumed run logs exactly what an unbroken one would. */
+export interface LoopState {
+  tr_loss: number;
+  total_loss_scalar: number;
+  globalstep_last_logged: number;
+}
+
+export interface RngState {
+  data_seed: number;
+  generator: "splitmix32-fisher-yates";
+}
+
+export function modelVariables(model: TrainableModel): tf.Variable[] {
+  return model.variables?.() ?? model.trainableVariables();
+}
+
+export async function saveModelFiles(dir: string, model: TrainableModel): Promise<void> {
+  const variables = modelVariables(model);
+  await saveTensors(
+    dir,
+    variables,
+    variables.map((v) => v.name),
+    model.topology?.(),
+  );
+}
+
+/** Reads and checks a checkpoint's model weights, then assigns them; nothing changes on error. */
+export function loadModelFiles(dir: string, model: TrainableModel): void {
+  const variables = modelVariables(model);
+  const tensors = loadTensors(dir, variables);
+  variables.forEach((v, i) => v.assign(tensors[i]!));
+  tf.dispose(tensors);
+}
+
+export async function saveOptimizerFiles(dir: string, optimizer: Optimizer): Promise<void> {
+  const { step, slots } = optimizer.getState();
+  const slotNames = Object.keys(slots[0] ?? {});
+  const tensors = slots.flatMap((slot) => slotNames.map((name) => slot[name]!));
+  const names = slots.flatMap((_, i) => slotNames.map((name) => `${i}/${name}`));
+  await saveTensors(dir, tensors, names, undefined, {
+    json: FILES.optimizerJson,
+    bin: FILES.optimizerBin,
+  });
+  const manifest = readJson(join(dir, FILES.optimizerJson)) as Record<string, unknown>;
+  Object.assign(manifest, { optimizer: optimizer.name, step, slot_names: slotNames });
+  writeFileSync(join(dir, FILES.optimizerJson), `${JSON.stringify(manifest)}\n`);
+}
+
+/** Everything needed to resume, read and checked before any of it is applied. */
+export interface LoadedCheckpoint {
+  dir: string;
+  state: TrainerState;
+  modelTensors: tf.Tensor[];
+  optimizer?: OptimizerState;
+  schedulerState?: { step_count?: unknown };
+  rng?: RngState;
+  loop?: LoopState;
+}
+
+/**
+ * Reads a checkpoint for resuming and checks it against the model and optimizer, naming the
+ * file and the problem for anything missing, damaged or written by a different model.
+ */
+export function readCheckpoint(
+  dir: string,
+  model: TrainableModel,
+  optimizer: Optimizer,
+): LoadedCheckpoint {
+  if (!existsSync(dir)) throw new Error(`Cannot resume: checkpoint folder ${dir} does not exist.`);
+  const state = TrainerState.loadFromJson(join(dir, FILES.trainerState));
+  const variables = modelVariables(model);
+  const modelTensors = loadTensors(dir, variables);
+  const loaded: LoadedCheckpoint = { dir, state, modelTensors };
+  try {
+    if (!existsSync(join(dir, FILES.optimizerJson))) {
+      throw new Error(
+        `Cannot resume from ${dir}: it has no ${FILES.optimizerJson} (it was saved with saveOnlyModel), so the optimizer state is lost. Load its weights with trainer.loadModel() and start a new training instead.`,
+      );
+    }
+    const manifest = readJson(join(dir, FILES.optimizerJson)) as {
+      optimizer?: string;
+      step?: number;
+      slot_names?: string[];
+    };
+    if (manifest.optimizer !== optimizer.name) {
+      throw new Error(
+        `${join(dir, FILES.optimizerJson)} holds the state of optimizer "${manifest.optimizer}" but this Trainer uses "${optimizer.name}": set optim to "${manifest.optimizer}" to resume.`,
+      );
+    }
+    const slotNames = manifest.slot_names ?? [];
+    const current = optimizer.getState().slots;
+    const expected = current.flatMap((slot) =>
+      slotNames.map((name) => slot[name] ?? { shape: [-1], dtype: "float32" }),
+    );
+    const tensors = loadTensors(dir, expected, {
+      json: FILES.optimizerJson,
+      bin: FILES.optimizerBin,
+    });
+    loaded.optimizer = {
+      step: manifest.step ?? 0,
+      slots: current.map((_, i) =>
+        Object.fromEntries(slotNames.map((name, j) => [name, tensors[i * slotNames.length + j]!])),
+      ),
+    };
+    loaded.schedulerState = readJson(join(dir, FILES.scheduler)) as { step_count?: unknown };
+    if (typeof loaded.schedulerState.step_count !== "number")
+      throw new Error(`${join(dir, FILES.scheduler)} has no step_count: the file is damaged.`);
+    loaded.rng = readJson(join(dir, FILES.rngState)) as RngState;
+    if (typeof loaded.rng.data_seed !== "number")
+      throw new Error(`${join(dir, FILES.rngState)} has no data_seed: the file is damaged.`);
+    if (existsSync(join(dir, FILES.loopState)))
+      loaded.loop = readJson(join(dir, FILES.loopState)) as LoopState;
+  } catch (error) {
+    disposeCheckpoint(loaded);
+    throw error;
+  }
+  return loaded;
+}
+
+export function disposeCheckpoint(loaded: LoadedCheckpoint): void {
+  tf.dispose(loaded.modelTensors);
+  if (loaded.optimizer) tf.dispose(loaded.optimizer.slots.flatMap((slot) => Object.values(slot)));
+}
+
+export function writeJson(dir: string, file: string, value: unknown): void {
+  writeFileSync(join(dir, file), `${JSON.stringify(value, null, 2)}\n`);
+}
+
+export type { LrScheduler };

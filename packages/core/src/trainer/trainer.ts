@@ -1,0 +1,761 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { TrainingArguments, type TrainingArgumentsOptions } from "../args/training-arguments.js";
+import { CallbackHandler, type CallbackLike } from "../callbacks/callback-handler.js";
+import { DefaultFlowCallback } from "../callbacks/default-flow-callback.js";
+import { PrinterCallback } from "../callbacks/printer-callback.js";
+import { ProgressCallback } from "../callbacks/progress-callback.js";
+import { restoreCallbackStates } from "../callbacks/restore-callback-states.js";
+import type { Logs, TrainerCallback } from "../callbacks/trainer-callback.js";
+import { TrainerControl } from "../state/trainer-control.js";
+import { TrainerState } from "../state/trainer-state.js";
+import { logger } from "../util/logger.js";
+import { selectBackend } from "./backend.js";
+import {
+  disposeCheckpoint,
+  FILES,
+  loadModelFiles,
+  readCheckpoint,
+  saveModelFiles,
+  saveOptimizerFiles,
+  writeJson,
+  type LoadedCheckpoint,
+  type LoopState,
+  type RngState,
+} from "./checkpoint/checkpoint-files.js";
+import {
+  CHECKPOINT_PREFIX,
+  latestCheckpoint,
+  removeTemporaryCheckpoints,
+  rotateCheckpoints,
+  listCheckpoints,
+  writeCheckpointDir,
+} from "./checkpoint/checkpoint-dir.js";
+import { DataLoader, type DataCollator } from "./data/data-loader.js";
+import { toDataset, type Dataset, type DatasetInput } from "./data/dataset.js";
+import type { LossFunction } from "./model/losses.js";
+import {
+  isLayersModel,
+  isTrainableModel,
+  LayersModelAdapter,
+  type TrainableModel,
+} from "./model/trainable-model.js";
+import {
+  createOptimizer,
+  decaysWeight,
+  parseOptimArgs,
+  type Optimizer,
+} from "./optim/optimizers.js";
+import { LossAccumulator } from "./loss-accumulator.js";
+import { ScalarCache } from "./optim/scalars.js";
+import { LrScheduler, warmupStepsFor } from "./optim/schedulers.js";
+
+/** Predictions and labels of a whole evaluation, for computeMetrics (HF's EvalPrediction). */
+export interface EvalPrediction {
+  predictions: tf.Tensor;
+  labelIds: tf.Tensor | null;
+}
+
+export type ComputeMetrics = (
+  prediction: EvalPrediction,
+) => Record<string, number> | Promise<Record<string, number>>;
+
+export interface TrainerOptions {
+  /** A tf.LayersModel (with `loss`), or any TrainableModel. */
+  model: tf.LayersModel | TrainableModel;
+  /** For a tf.LayersModel: a Keras loss name or `(yTrue, yPred) => tf.Scalar`. */
+  loss?: string | LossFunction;
+  args?: TrainingArguments | TrainingArgumentsOptions;
+  trainDataset?: DatasetInput;
+  evalDataset?: DatasetInput;
+  dataCollator?: DataCollator;
+  computeMetrics?: ComputeMetrics;
+  callbacks?: CallbackLike[];
+  /** Replace the optimizer and/or the scheduler the Trainer would build (HF's `optimizers`). */
+  optimizers?: [Optimizer | null, LrScheduler | null];
+}
+
+export interface TrainOutput {
+  globalStep: number;
+  trainingLoss: number;
+  metrics: Logs;
+}
+
+export interface PredictionOutput {
+  predictions: tf.Tensor;
+  labelIds: tf.Tensor | null;
+  metrics: Logs;
+}
+
+interface EvalLoopOutput extends PredictionOutput {
+  numSamples: number;
+}
+
+/** How often a long synchronous stretch of training yields to the event loop (timers, I/O). */
+const YIELD_EVERY_MS = 25;
+
+/**
+ * Trains TensorFlow.js models with HF's Trainer loop, event for event: the callbacks, logs,
+ * evaluation, checkpoints and exact resume of transformers' Trainer.
+ */
+export class Trainer {
+  readonly args: TrainingArguments;
+  readonly model: TrainableModel;
+  readonly callbackHandler: CallbackHandler;
+  state: TrainerState;
+  control: TrainerControl;
+  optimizer: Optimizer | undefined;
+  lrScheduler: LrScheduler | undefined;
+
+  private readonly trainDataset: Dataset | undefined;
+  private readonly evalDataset: Dataset | undefined;
+  private readonly dataCollator: DataCollator | undefined;
+  private readonly computeMetrics: ComputeMetrics | undefined;
+  /** The seed of the data order: the checkpoint's when resuming, else dataSeed ?? seed. */
+  private dataSeed = 0;
+  /** A promise from an async onInitEnd, awaited before any work. */
+  private initDone: Promise<unknown> | undefined;
+
+  constructor(options: TrainerOptions) {
+    const { model, loss, args, callbacks = [], optimizers } = options;
+    this.args = args instanceof TrainingArguments ? args : new TrainingArguments(args ?? {});
+    this.model = adaptModel(model, loss);
+    if (this.model.trainableVariables().length === 0) {
+      throw new Error(
+        "The model has no trainable variables: there is nothing to train. Build the model's layers (call it once, or give the first layer an inputShape) and leave them trainable.",
+      );
+    }
+    this.trainDataset =
+      options.trainDataset === undefined
+        ? undefined
+        : toDataset(options.trainDataset, "trainDataset");
+    this.evalDataset =
+      options.evalDataset === undefined ? undefined : toDataset(options.evalDataset, "evalDataset");
+    if (this.args.evalStrategy !== "no" && !this.evalDataset) {
+      throw new Error(
+        `evalStrategy is "${this.args.evalStrategy}" but no evalDataset was given. Pass evalDataset, or set evalStrategy to "no".`,
+      );
+    }
+    this.dataCollator = options.dataCollator;
+    this.computeMetrics = options.computeMetrics;
+    [this.optimizer, this.lrScheduler] = [
+      optimizers?.[0] ?? undefined,
+      optimizers?.[1] ?? undefined,
+    ];
+
+    const progress = this.args.disableTqdm ? PrinterCallback : ProgressCallback;
+    this.callbackHandler = new CallbackHandler([DefaultFlowCallback, ...callbacks, progress], {
+      model: this.model,
+      optimizer: this.optimizer,
+      lrScheduler: this.lrScheduler,
+    });
+    this.state = new TrainerState();
+    this.control = new TrainerControl();
+    this.state.setStatefulCallbacks([...this.callbackHandler.callbacks, this.control]);
+    const result = this.callbackHandler.onInitEnd(this.args, this.state, this.control);
+    if (result instanceof Promise) this.initDone = result.then((c) => (this.control = c));
+    else this.control = result;
+  }
+
+  addCallback(callback: CallbackLike): void {
+    this.callbackHandler.addCallback(callback);
+  }
+
+  popCallback(callback: CallbackLike): TrainerCallback | undefined {
+    return this.callbackHandler.popCallback(callback);
+  }
+
+  removeCallback(callback: CallbackLike): void {
+    this.callbackHandler.removeCallback(callback);
+  }
+
+  /** Writes the model (model.json + weights.bin, tfjs-node's layout) and training_args.json. */
+  async saveModel(dir: string = this.args.outputDir): Promise<void> {
+    mkdirSync(dir, { recursive: true });
+    await saveModelFiles(dir, this.model);
+    this.args.saveToJson(join(dir, FILES.trainingArgs));
+  }
+
+  /** Loads weights saved by saveModel or a checkpoint into the model. */
+  loadModel(dir: string): void {
+    loadModelFiles(dir, this.model);
+  }
+
+  /**
+   * Trains the model. `resumeFromCheckpoint`: true for the latest checkpoint in outputDir, or
+   * a checkpoint's path; the run then continues exactly where that checkpoint left off.
+   */
+  async train({
+    resumeFromCheckpoint,
+  }: { resumeFromCheckpoint?: boolean | string } = {}): Promise<TrainOutput> {
+    await this.ready();
+    const args = this.args;
+    if (!this.trainDataset)
+      throw new Error("train() needs a trainDataset: pass one to the Trainer.");
+    const loader = this.dataLoader(this.trainDataset, "trainDataset", true);
+    const batchSize = args.perDeviceTrainBatchSize;
+    const accumulation = args.gradientAccumulationSteps;
+    const { maxSteps, numTrainEpochs, updateStepsPerEpoch, numTrainSamples } =
+      this.trainingLength(loader);
+
+    const checkpointDir = this.resolveCheckpoint(resumeFromCheckpoint);
+    this.ensureOptimizer(maxSteps);
+    const optimizer = this.optimizer!;
+    const scheduler = this.lrScheduler!;
+    const loaded = checkpointDir ? readCheckpoint(checkpointDir, this.model, optimizer) : undefined;
+
+    this.state = new TrainerState({ trainBatchSize: batchSize, isHyperParamSearch: false });
+    this.state.setStatefulCallbacks([...this.callbackHandler.callbacks, this.control]);
+    this.state.computeSteps(args, maxSteps);
+    let epochsTrained = 0;
+    let batchesToSkip = 0;
+    let loop: LoopState | undefined;
+    if (loaded) {
+      this.state = loaded.state;
+      if (args.restoreCallbackStatesFromCheckpoint)
+        this.control = restoreCallbackStates(
+          this.callbackHandler,
+          this.control,
+          loaded.state.statefulCallbacks,
+        );
+      this.applyCheckpoint(loaded, optimizer, scheduler);
+      loop = loaded.loop;
+      epochsTrained = Math.floor(this.state.globalStep / updateStepsPerEpoch);
+      if (!args.ignoreDataSkip)
+        batchesToSkip = (this.state.globalStep % updateStepsPerEpoch) * accumulation;
+      logger.info(
+        `Resuming from ${loaded.dir} at step ${this.state.globalStep} (epoch ${epochsTrained}, skipping ${batchesToSkip} batches).`,
+      );
+    }
+    this.state.maxSteps = maxSteps;
+    this.state.numTrainEpochs = numTrainEpochs;
+    this.state.isLocalProcessZero = true;
+    this.state.isWorldProcessZero = true;
+    this.dataSeed = loaded?.rng?.data_seed ?? args.dataSeed ?? args.seed;
+    removeTemporaryCheckpoints(args.outputDir);
+
+    const variables = this.model.trainableVariables();
+    const trLoss = new LossAccumulator(loop?.tr_loss ?? 0, args.loggingNanInfFilter);
+    let totalLossScalar = loop?.total_loss_scalar ?? 0;
+    let lastLogged = loop?.globalstep_last_logged ?? this.state.globalStep;
+    let gradNorm: tf.Scalar | undefined;
+    let learningRate = scheduler.learningRate;
+    const handler = this.callbackHandler;
+    handler.trainDataloader = loader;
+    const scalars = new ScalarCache();
+
+    const startTime = performance.now();
+    let lastYield = startTime;
+    this.control = await handler.onTrainBegin(args, this.state, this.control);
+    if (args.evalOnStart) await this.evaluateDuringTraining();
+
+    const logTrainingLoss = async () => {
+      const lossSum = trLoss.read(lastLogged);
+      trLoss.reset();
+      const logs: Logs = { loss: lossSum / (this.state.globalStep - lastLogged) };
+      if (gradNorm) logs.grad_norm = gradNorm.dataSync()[0]!;
+      logs.learning_rate = learningRate;
+      totalLossScalar += lossSum;
+      lastLogged = this.state.globalStep;
+      await this.log(logs);
+    };
+    const maybeLogSaveEvaluate = async () => {
+      if (this.control.shouldLog && this.state.globalStep > lastLogged) await logTrainingLoss();
+      if (this.control.shouldEvaluate) {
+        const isNewBest = await this.evaluateDuringTraining();
+        if (args.saveStrategy === "best") this.control.shouldSave = isNewBest;
+      }
+      if (this.control.shouldSave) {
+        await this.saveCheckpoint({
+          tr_loss: trLoss.read(lastLogged),
+          total_loss_scalar: totalLossScalar,
+          globalstep_last_logged: lastLogged,
+        });
+        this.control = await handler.onSave(args, this.state, this.control);
+      }
+    };
+
+    // The per-step events are awaited only when a callback returned a promise.
+    let dispatched: TrainerControl | Promise<TrainerControl>;
+    try {
+      for (let epoch = epochsTrained; epoch < numTrainEpochs; epoch++) {
+        const stepsInEpoch = loader.length ?? args.maxSteps * accumulation;
+        this.control = await handler.onEpochBegin(args, this.state, this.control);
+        const skipped = batchesToSkip;
+        batchesToSkip = 0;
+        const batches = loader.epoch(epoch, skipped);
+        const remainder = stepsInEpoch % accumulation || accumulation;
+        const totalUpdates =
+          Math.floor(stepsInEpoch / accumulation) + (remainder < accumulation ? 1 : 0);
+        let step = -1;
+        let accumulated: tf.Tensor[] | undefined;
+        for (let update = 0; update < totalUpdates; update++) {
+          const groupSize = update !== totalUpdates - 1 ? accumulation : remainder;
+          for (let i = 0; i < groupSize; i++) {
+            let batch = batches.next();
+            if (batch instanceof Promise) batch = await batch;
+            if (!batch) break;
+            step++;
+            const syncStep = (step + 1) % accumulation === 0 || step + 1 === stepsInEpoch;
+            if (step % accumulation === 0) {
+              dispatched = handler.onStepBegin(args, this.state, this.control);
+              this.control = dispatched instanceof Promise ? await dispatched : dispatched;
+            }
+
+            // Forward and backward on the device; the loss stays there until the next log.
+            const [loss, grads] = tf.tidy(() => {
+              const { value, grads } = tf.variableGrads(() => {
+                const loss = this.model.computeLoss(batch, { training: true });
+                return groupSize > 1 ? tf.div(loss, scalars.get(groupSize)) : loss;
+              }, variables);
+              const stepGrads = variables.map((v) => grads[v.name]!);
+              const summed = accumulated
+                ? stepGrads.map((g, k) => tf.add(accumulated![k]!, g))
+                : stepGrads;
+              return [value, summed] as const;
+            });
+            tf.dispose(batch);
+            if (accumulated) tf.dispose(accumulated);
+            trLoss.add(loss, this.state.globalStep, lastLogged);
+            accumulated = grads;
+
+            if (!syncStep) {
+              dispatched = handler.onSubstepEnd(args, this.state, this.control);
+              this.control = dispatched instanceof Promise ? await dispatched : dispatched;
+              continue;
+            }
+            let toApply = accumulated;
+            if (args.maxGradNorm > 0) {
+              const [norm, clipped] = clipByGlobalNorm(accumulated, args.maxGradNorm, scalars);
+              gradNorm?.dispose();
+              gradNorm = norm;
+              toApply = clipped;
+              tf.dispose(accumulated);
+            }
+            accumulated = undefined;
+            dispatched = handler.onPreOptimizerStep(args, this.state, this.control);
+            this.control = dispatched instanceof Promise ? await dispatched : dispatched;
+            learningRate = scheduler.learningRate;
+            optimizer.applyGradients(toApply, learningRate);
+            tf.dispose(toApply);
+            dispatched = handler.onOptimizerStep(args, this.state, this.control);
+            this.control = dispatched instanceof Promise ? await dispatched : dispatched;
+            scheduler.step();
+            this.state.globalStep += 1;
+            this.state.epoch = epoch + (step + 1 + skipped) / stepsInEpoch;
+            dispatched = handler.onStepEnd(args, this.state, this.control);
+            this.control = dispatched instanceof Promise ? await dispatched : dispatched;
+            if (this.control.shouldLog || this.control.shouldEvaluate || this.control.shouldSave)
+              await maybeLogSaveEvaluate();
+
+            const now = performance.now();
+            if (now - lastYield > YIELD_EVERY_MS) {
+              await new Promise((resolve) => setImmediate(resolve));
+              lastYield = performance.now();
+            }
+            if (this.control.shouldEpochStop || this.control.shouldTrainingStop) break;
+          }
+          if (this.control.shouldEpochStop || this.control.shouldTrainingStop) break;
+        }
+        if (accumulated) tf.dispose(accumulated);
+        if (step < 0 && skipped === 0) {
+          logger.warn(
+            `There seems not to be a single sample in epoch ${epoch} of trainDataset: stopping training.`,
+          );
+          this.control.shouldTrainingStop = true;
+        }
+        this.control = await handler.onEpochEnd(args, this.state, this.control);
+        await maybeLogSaveEvaluate();
+        if (this.control.shouldTrainingStop) break;
+      }
+
+      totalLossScalar += trLoss.read(lastLogged);
+      const trainLoss = totalLossScalar / Math.max(this.state.globalStep, 0.001);
+      const metrics: Logs = speedMetrics("train", startTime, numTrainSamples, this.state.maxSteps);
+      metrics.total_flos = this.state.totalFlos;
+      metrics.train_loss = trainLoss;
+      await this.log(metrics);
+      this.deleteLastCheckpointIfNotBest();
+      if (args.loadBestModelAtEnd && this.state.bestModelCheckpoint) {
+        logger.info(
+          `Loading the best model from ${this.state.bestModelCheckpoint} (${args.metricForBestModel}: ${this.state.bestMetric}).`,
+        );
+        loadModelFiles(this.state.bestModelCheckpoint, this.model);
+      }
+      this.control = await handler.onTrainEnd(args, this.state, this.control);
+      return { globalStep: this.state.globalStep, trainingLoss: trainLoss, metrics };
+    } finally {
+      trLoss.dispose();
+      gradNorm?.dispose();
+      scalars.clear();
+    }
+  }
+
+  /** Evaluates on evalDataset (or the one given): metrics prefixed `eval_`, logged, onEvaluate. */
+  async evaluate(
+    evalDataset?: DatasetInput,
+    { metricKeyPrefix = "eval" }: { metricKeyPrefix?: string } = {},
+  ): Promise<Logs> {
+    await this.ready();
+    const dataset =
+      evalDataset === undefined ? this.evalDataset : toDataset(evalDataset, "evalDataset");
+    if (!dataset)
+      throw new Error("evaluate() needs an evalDataset: pass one to the Trainer or to evaluate().");
+    const loader = this.dataLoader(dataset, "evalDataset", false);
+    const startTime = performance.now();
+    const output = await this.evaluationLoop(
+      loader,
+      metricKeyPrefix,
+      this.computeMetrics === undefined,
+    );
+    tf.dispose([output.predictions, output.labelIds ?? []]);
+    const metrics = output.metrics;
+    Object.assign(
+      metrics,
+      speedMetrics(
+        metricKeyPrefix,
+        startTime,
+        output.numSamples,
+        Math.ceil(output.numSamples / this.args.perDeviceEvalBatchSize),
+      ),
+    );
+    await this.log(metrics);
+    this.control = await this.callbackHandler.onEvaluate(this.args, this.state, this.control, {
+      metrics,
+    });
+    return metrics;
+  }
+
+  /** Predictions for a dataset, with `test_*` metrics when it has labels. The caller owns the tensors. */
+  async predict(
+    testDataset: DatasetInput,
+    { metricKeyPrefix = "test" }: { metricKeyPrefix?: string } = {},
+  ): Promise<PredictionOutput> {
+    await this.ready();
+    const loader = this.dataLoader(toDataset(testDataset, "testDataset"), "testDataset", false);
+    const startTime = performance.now();
+    const output = await this.evaluationLoop(loader, metricKeyPrefix, false);
+    Object.assign(
+      output.metrics,
+      speedMetrics(
+        metricKeyPrefix,
+        startTime,
+        output.numSamples,
+        Math.ceil(output.numSamples / this.args.perDeviceEvalBatchSize),
+      ),
+    );
+    this.control = await this.callbackHandler.onPredict(this.args, this.state, this.control, {
+      metrics: output.metrics,
+    });
+    return { predictions: output.predictions, labelIds: output.labelIds, metrics: output.metrics };
+  }
+
+  private async ready(): Promise<void> {
+    await selectBackend(this.args.backend);
+    if (this.initDone) {
+      await this.initDone;
+      this.initDone = undefined;
+    }
+  }
+
+  private dataLoader(dataset: Dataset, name: string, training: boolean): DataLoader {
+    const args = this.args;
+    return new DataLoader(dataset, {
+      batchSize: training ? args.perDeviceTrainBatchSize : args.perDeviceEvalBatchSize,
+      shuffle: training,
+      dropLast: args.dataloaderDropLast,
+      seed: this.dataSeed,
+      collator: this.dataCollator,
+      name,
+    });
+  }
+
+  /** HF's step arithmetic: update steps per epoch, max steps, epochs and sample count. */
+  private trainingLength(loader: DataLoader) {
+    const args = this.args;
+    const accumulation = args.gradientAccumulationSteps;
+    const totalBatch = args.perDeviceTrainBatchSize * accumulation;
+    const batches = loader.length;
+    if (batches !== undefined) {
+      const updateStepsPerEpoch = Math.max(
+        Math.floor(batches / accumulation) + (batches % accumulation > 0 ? 1 : 0),
+        1,
+      );
+      if (args.maxSteps > 0) {
+        return {
+          maxSteps: args.maxSteps,
+          numTrainEpochs: Math.ceil(args.maxSteps / updateStepsPerEpoch),
+          updateStepsPerEpoch,
+          numTrainSamples: args.maxSteps * totalBatch,
+        };
+      }
+      return {
+        maxSteps: Math.ceil(args.numTrainEpochs * updateStepsPerEpoch),
+        numTrainEpochs: Math.ceil(args.numTrainEpochs),
+        updateStepsPerEpoch,
+        numTrainSamples: loader.numExamples! * args.numTrainEpochs,
+      };
+    }
+    if (args.maxSteps > 0) {
+      return {
+        maxSteps: args.maxSteps,
+        numTrainEpochs: Number.MAX_SAFE_INTEGER,
+        updateStepsPerEpoch: args.maxSteps,
+        numTrainSamples: args.maxSteps * totalBatch,
+      };
+    }
+    throw new Error(
+      "trainDataset is a stream with no length, so the number of steps is unknown: set maxSteps in TrainingArguments.",
+    );
+  }
+
+  private ensureOptimizer(maxSteps: number): void {
+    const args = this.args;
+    if (!this.optimizer) {
+      const variables = this.model.trainableVariables();
+      const extra = parseOptimArgs(args.optimArgs);
+      this.optimizer = createOptimizer({
+        name: args.optim,
+        variables,
+        decay: variables.map((v) => decaysWeight(v.name)),
+        weightDecay: args.weightDecay,
+        beta1: args.adamBeta1,
+        beta2: args.adamBeta2,
+        epsilon: args.adamEpsilon,
+        momentum: typeof extra.momentum === "number" ? extra.momentum : 0,
+        dampening: typeof extra.dampening === "number" ? extra.dampening : 0,
+        nesterov: extra.nesterov === true,
+      });
+      this.callbackHandler.optimizer = this.optimizer;
+    }
+    if (!this.lrScheduler) {
+      this.lrScheduler = new LrScheduler({
+        type: args.lrSchedulerType,
+        baseLr: args.learningRate,
+        warmupSteps: warmupStepsFor(args, maxSteps),
+        totalSteps: maxSteps,
+        kwargs: args.lrSchedulerKwargs,
+      });
+      this.callbackHandler.lrScheduler = this.lrScheduler;
+    }
+  }
+
+  private resolveCheckpoint(resume: boolean | string | undefined): string | undefined {
+    const wanted = resume ?? this.args.resumeFromCheckpoint ?? undefined;
+    if (wanted === undefined || wanted === false) return undefined;
+    if (wanted === true) {
+      const latest = latestCheckpoint(this.args.outputDir);
+      if (!latest)
+        throw new Error(
+          `resumeFromCheckpoint is true but ${this.args.outputDir} holds no checkpoint-<step> folder to resume from.`,
+        );
+      return latest.path;
+    }
+    return wanted;
+  }
+
+  private applyCheckpoint(
+    loaded: LoadedCheckpoint,
+    optimizer: Optimizer,
+    scheduler: LrScheduler,
+  ): void {
+    const variables = this.model.variables?.() ?? this.model.trainableVariables();
+    variables.forEach((v, i) => v.assign(loaded.modelTensors[i]!));
+    if (loaded.optimizer) optimizer.setState(loaded.optimizer);
+    if (loaded.schedulerState) scheduler.loadState(loaded.schedulerState);
+    disposeCheckpoint(loaded);
+  }
+
+  private async log(logs: Logs): Promise<void> {
+    logs.epoch = this.state.epoch;
+    this.state.logHistory.push({ ...logs, step: this.state.globalStep });
+    this.control = await this.callbackHandler.onLog(this.args, this.state, this.control, { logs });
+  }
+
+  /** Evaluates inside training and updates the best metric (HF's `_determine_best_metric`). */
+  private async evaluateDuringTraining(): Promise<boolean> {
+    const metrics = await this.evaluate();
+    const name = this.args.metricForBestModel;
+    if (name === null) return false;
+    const key = name.startsWith("eval_") ? name : `eval_${name}`;
+    const value = metrics[key];
+    if (value === undefined) {
+      throw new Error(
+        `metricForBestModel is "${name}", but the evaluation metrics have no ${key}; they have ${Object.keys(metrics).join(", ")}. Set metricForBestModel to one of them, or return ${key.replace(/^eval_/, "")} from computeMetrics.`,
+      );
+    }
+    const greater = this.args.greaterIsBetter === true;
+    const best = this.state.bestMetric ?? (greater ? -Infinity : Infinity);
+    if (greater ? value > best : value < best) {
+      this.state.bestMetric = value;
+      this.state.bestGlobalStep = this.state.globalStep;
+      return true;
+    }
+    if (this.state.bestMetric === null) this.state.bestMetric = best;
+    return false;
+  }
+
+  private async saveCheckpoint(loop: LoopState): Promise<void> {
+    const args = this.args;
+    const state = this.state;
+    const outputDir = args.outputDir;
+    const step = state.globalStep;
+    if (
+      state.bestGlobalStep !== null &&
+      (args.saveStrategy !== "best" || state.bestGlobalStep === step)
+    ) {
+      const best = join(outputDir, `${CHECKPOINT_PREFIX}${state.bestGlobalStep}`);
+      if (state.bestGlobalStep === step || existsSync(best)) state.bestModelCheckpoint = best;
+    }
+    state.setStatefulCallbacks([...this.callbackHandler.callbacks, this.control]);
+    const optimizer = this.optimizer!;
+    const scheduler = this.lrScheduler!;
+    const rng: RngState = { data_seed: this.dataSeed, generator: "splitmix32-fisher-yates" };
+    await writeCheckpointDir(outputDir, step, async (dir) => {
+      await saveModelFiles(dir, this.model);
+      if (!args.saveOnlyModel) {
+        await saveOptimizerFiles(dir, optimizer);
+        writeJson(dir, FILES.scheduler, scheduler.state());
+        writeJson(dir, FILES.rngState, rng);
+        writeJson(dir, FILES.loopState, loop);
+      }
+      state.saveToJson(join(dir, FILES.trainerState));
+      args.saveToJson(join(dir, FILES.trainingArgs));
+    });
+    rotateCheckpoints(outputDir, args.saveTotalLimit, state.bestModelCheckpoint);
+  }
+
+  /** HF: with saveTotalLimit 1, the last checkpoint goes at the end when it is not the best. */
+  private deleteLastCheckpointIfNotBest(): void {
+    const best = this.state.bestModelCheckpoint;
+    if (this.args.saveTotalLimit !== 1 || best === null) return;
+    for (const { path } of listCheckpoints(this.args.outputDir))
+      if (path !== best) rotateCheckpoints(this.args.outputDir, 1, best);
+  }
+
+  private async evaluationLoop(
+    loader: DataLoader,
+    prefix: string,
+    lossOnly: boolean,
+  ): Promise<EvalLoopOutput> {
+    const handler = this.callbackHandler;
+    handler.evalDataloader = loader;
+    const iterator = loader.epoch(0);
+    let lossSum: tf.Scalar | undefined;
+    const predictions: tf.Tensor[] = [];
+    const labels: tf.Tensor[] = [];
+    let numSamples = 0;
+    for (;;) {
+      const batch = await iterator.next();
+      if (!batch) break;
+      const size = Object.values(batch)[0]!.shape[0]!;
+      const labelTensor = batch.y ?? batch.labels;
+      tf.tidy(() => {
+        if (!lossOnly) predictions.push(tf.keep(this.model.predict(batch)));
+        if (labelTensor) {
+          const weighted = tf.mul(this.model.computeLoss(batch, { training: false }), size);
+          const next = tf.keep(lossSum ? tf.add(lossSum, weighted) : weighted) as tf.Scalar;
+          lossSum?.dispose();
+          lossSum = next;
+        }
+      });
+      const keepLabels = !lossOnly && labelTensor !== undefined;
+      if (keepLabels) labels.push(labelTensor);
+      for (const tensor of Object.values(batch))
+        if (!(keepLabels && tensor === labelTensor)) tensor.dispose();
+      numSamples += size;
+      this.control = await handler.onPredictionStep(this.args, this.state, this.control);
+    }
+    const allPredictions = predictions.length > 0 ? tf.concat(predictions) : tf.tensor([]);
+    const allLabels = labels.length > 0 ? tf.concat(labels) : null;
+    tf.dispose([...predictions, ...labels]);
+    let metrics: Logs = {};
+    if (this.computeMetrics && !lossOnly && allLabels) {
+      metrics = checkMetrics(
+        await this.computeMetrics({ predictions: allPredictions, labelIds: allLabels }),
+      );
+    }
+    if (lossSum) {
+      metrics[`${prefix}_loss`] = lossSum.dataSync()[0]! / numSamples;
+      lossSum.dispose();
+    }
+    for (const key of Object.keys(metrics)) {
+      if (key.startsWith(`${prefix}_`)) continue;
+      const value = metrics[key]!;
+      delete metrics[key];
+      metrics[`${prefix}_${key}`] = value;
+    }
+    return { predictions: allPredictions, labelIds: allLabels, metrics, numSamples };
+  }
+}
+
+function adaptModel(model: unknown, loss: string | LossFunction | undefined): TrainableModel {
+  if (isLayersModel(model)) {
+    const lossSpec = loss ?? (typeof model.loss === "string" ? model.loss : undefined);
+    if (!lossSpec)
+      throw new Error(
+        'A tf.LayersModel needs a loss: pass loss: "meanSquaredError" (or another Keras loss name, or a function) to the Trainer.',
+      );
+    return new LayersModelAdapter(model, lossSpec);
+  }
+  if (isTrainableModel(model)) return model;
+  throw new Error(
+    "model must be a tf.LayersModel or implement TrainableModel (trainableVariables, computeLoss, predict).",
+  );
+}
+
+/** The global norm of the gradients (before clipping) and the clipped gradients, as torch's clip_grad_norm_. */
+function clipByGlobalNorm(
+  grads: readonly tf.Tensor[],
+  maxNorm: number,
+  scalars: ScalarCache,
+): [tf.Scalar, tf.Tensor[]] {
+  return tf.tidy(() => {
+    const squares = grads.map((g) => tf.sum(tf.square(g)));
+    const norm = tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)) as tf.Scalar;
+    const coefficient = tf.minimum(
+      tf.div(scalars.get(maxNorm), tf.add(norm, scalars.get(1e-6))),
+      scalars.get(1),
+    );
+    return [norm, grads.map((g) => tf.mul(g, coefficient))] as [tf.Scalar, tf.Tensor[]];
+  });
+}
+
+/** HF's speed_metrics: runtime rounded to 4 places, rates to 3. */
+function speedMetrics(
+  split: string,
+  startTime: number,
+  numSamples?: number,
+  numSteps?: number,
+): Logs {
+  const runtime = (performance.now() - startTime) / 1000;
+  const result: Logs = { [`${split}_runtime`]: round(runtime, 4) };
+  if (runtime === 0) return result;
+  if (numSamples !== undefined)
+    result[`${split}_samples_per_second`] = round(numSamples / runtime, 3);
+  if (numSteps !== undefined) result[`${split}_steps_per_second`] = round(numSteps / runtime, 3);
+  return result;
+}
+
+function round(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function checkMetrics(metrics: unknown): Logs {
+  if (typeof metrics !== "object" || metrics === null || Array.isArray(metrics))
+    throw new Error(
+      `computeMetrics must return an object of numbers such as { accuracy: 0.9 }; it returned ${String(metrics)}.`,
+    );
+  const out: Logs = {};
+  for (const [key, value] of Object.entries(metrics)) {
+    if (typeof value !== "number") {
+      throw new Error(
+        `computeMetrics returned ${key}: ${JSON.stringify(value)} (${typeof value}); every metric must be a number. Read tensors with .dataSync()[0] or .arraySync().`,
+      );
+    }
+    out[key] = value;
+  }
+  return out;
+}
