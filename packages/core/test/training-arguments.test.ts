@@ -24,6 +24,8 @@ const DELIBERATE_DIFFERENCES: Record<string, [ours: unknown, hf: unknown]> = {
   output_dir: ["trainer_output", "out/args_defaults"], // HF's trace ran with an explicit output_dir
   report_to: ["all", []], // trainkit reports to every installed integration by default
   optim: ["adamw", "adamw_torch_fused"], // TensorFlow.js has one AdamW
+  // A resumed run continues with the callback states stored in the checkpoint (exact resume)
+  restore_callback_states_from_checkpoint: [true, false],
 };
 
 /** The error `new TrainingArguments(options)` throws; fails the test if it does not throw. */
@@ -716,7 +718,7 @@ describe("TrainingArguments defaults and valid options", () => {
       dataloaderDropLast: false,
       ignoreDataSkip: false,
       predictionLossOnly: false,
-      restoreCallbackStatesFromCheckpoint: false,
+      restoreCallbackStatesFromCheckpoint: true,
       resumeFromCheckpoint: null,
       reportTo: "all",
       runName: null,
@@ -914,7 +916,7 @@ describe("toJSON, toJsonString, saveToJson", () => {
       per_device_train_batch_size: 8,
       adam_beta1: 0.9,
       lr_scheduler_type: "linear",
-      restore_callback_states_from_checkpoint: false,
+      restore_callback_states_from_checkpoint: true,
       metric_for_best_model: null,
     });
     expect(json).not.toHaveProperty("learningRate");
@@ -1165,7 +1167,12 @@ describe("TrainingArguments.fromJSON", () => {
     expect(JSON.stringify(json)).not.toContain("HUB_TOKEN");
     // Everything else equals the defaults, apart from what HF's file sets.
     expect(args).toEqual(
-      new TrainingArguments({ outputDir: "out/args_defaults", reportTo: "none" }),
+      new TrainingArguments({
+        outputDir: "out/args_defaults",
+        reportTo: "none",
+        // HF's file says false, and a file's value wins over trainkit's default (true).
+        restoreCallbackStatesFromCheckpoint: false,
+      }),
     );
   });
 

@@ -201,7 +201,8 @@ export const OPTION_SPECS = {
   dataloaderDropLast: { defaultValue: false, check: isBoolean },
   ignoreDataSkip: { defaultValue: false, check: isBoolean },
   predictionLossOnly: { defaultValue: false, check: isBoolean },
-  restoreCallbackStatesFromCheckpoint: { defaultValue: false, check: isBoolean },
+  // HF: false. trainkit resumes with the callback states of the checkpoint (DESIGN: exact resume).
+  restoreCallbackStatesFromCheckpoint: { defaultValue: true, check: isBoolean },
   resumeFromCheckpoint: { defaultValue: null, check: nullable(isString) },
   reportTo: { defaultValue: "all", check: isReportTo },
   runName: { defaultValue: null, check: nullable(isString) },
