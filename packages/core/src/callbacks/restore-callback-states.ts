@@ -12,7 +12,8 @@ import type { TrainerCallback } from "./trainer-callback.js";
  * Rebuilds the stateful callbacks from a checkpoint's `stateful_callbacks` (HF's
  * `_load_callback_state`): each stored record replaces the handler's callback of that class
  * (the n-th record the n-th callback), and a stored TrainerControl becomes the control.
- * Unlike HF, a restored callback keeps its place in the list instead of moving to the end.
+ * Unlike HF, a restored callback keeps its place in the list instead of moving to the end, and
+ * the restored control has onSave's reset applied, as the unbroken run's control has.
  * Returns the control to use.
  */
 export function restoreCallbackStates(
@@ -24,7 +25,11 @@ export function restoreCallbackStates(
   for (const [name, data] of Object.entries(stored)) {
     const records = Array.isArray(data) ? data : [data];
     if (name === "TrainerControl") {
-      if (records[0]) control = TrainerControl.fromState(records[0]);
+      if (records[0]) {
+        control = TrainerControl.fromState(records[0]);
+        // The snapshot is taken before onSave's reset; an unbroken run has applied it by now.
+        control.shouldSave = false;
+      }
       continue;
     }
     const matches = handler.callbacks

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { TrainingArguments, type TrainingArgumentsOptions } from "../args/training-arguments.js";
 import { CallbackHandler, type CallbackLike } from "../callbacks/callback-handler.js";
@@ -33,7 +33,7 @@ import {
   writeCheckpointDir,
 } from "./checkpoint/checkpoint-dir.js";
 import { DataLoader, type DataCollator } from "./data/data-loader.js";
-import { toDataset, type Dataset, type DatasetInput } from "./data/dataset.js";
+import { exampleShapes, toDataset, type Dataset, type DatasetInput } from "./data/dataset.js";
 import type { LossFunction } from "./model/losses.js";
 import {
   isLayersModel,
@@ -126,18 +126,23 @@ export class Trainer {
         "The model has no trainable variables: there is nothing to train. Build the model's layers (call it once, or give the first layer an inputShape) and leave them trainable.",
       );
     }
+    this.dataCollator = options.dataCollator;
+    const asDataset = { collator: this.dataCollator !== undefined };
     this.trainDataset =
       options.trainDataset === undefined
         ? undefined
-        : toDataset(options.trainDataset, "trainDataset");
+        : toDataset(options.trainDataset, "trainDataset", asDataset);
     this.evalDataset =
-      options.evalDataset === undefined ? undefined : toDataset(options.evalDataset, "evalDataset");
+      options.evalDataset === undefined
+        ? undefined
+        : toDataset(options.evalDataset, "evalDataset", asDataset);
     if (this.args.evalStrategy !== "no" && !this.evalDataset) {
       throw new Error(
         `evalStrategy is "${this.args.evalStrategy}" but no evalDataset was given. Pass evalDataset, or set evalStrategy to "no".`,
       );
     }
-    this.dataCollator = options.dataCollator;
+    if (this.trainDataset) this.checkDataset(this.trainDataset, "trainDataset", true);
+    if (this.evalDataset) this.checkDataset(this.evalDataset, "evalDataset", false);
     this.computeMetrics = options.computeMetrics;
     [this.optimizer, this.lrScheduler] = [
       optimizers?.[0] ?? undefined,
@@ -193,7 +198,9 @@ export class Trainer {
     const args = this.args;
     if (!this.trainDataset)
       throw new Error("train() needs a trainDataset: pass one to the Trainer.");
-    const loader = this.dataLoader(this.trainDataset, "trainDataset", true);
+    // The data order's seed: dataSeed ?? seed, or the checkpoint's (set below) when resuming.
+    this.dataSeed = args.dataSeed ?? args.seed;
+    let loader = this.dataLoader(this.trainDataset, "trainDataset", true);
     const batchSize = args.perDeviceTrainBatchSize;
     const accumulation = args.gradientAccumulationSteps;
     const { maxSteps, numTrainEpochs, updateStepsPerEpoch, numTrainSamples } =
@@ -232,7 +239,10 @@ export class Trainer {
     this.state.numTrainEpochs = numTrainEpochs;
     this.state.isLocalProcessZero = true;
     this.state.isWorldProcessZero = true;
-    this.dataSeed = loaded?.rng?.data_seed ?? args.dataSeed ?? args.seed;
+    if (loaded?.rng && loaded.rng.data_seed !== this.dataSeed) {
+      this.dataSeed = loaded.rng.data_seed;
+      loader = this.dataLoader(this.trainDataset, "trainDataset", true);
+    }
     removeTemporaryCheckpoints(args.outputDir);
 
     const variables = this.model.trainableVariables();
@@ -248,7 +258,8 @@ export class Trainer {
     const startTime = performance.now();
     let lastYield = startTime;
     this.control = await handler.onTrainBegin(args, this.state, this.control);
-    if (args.evalOnStart) await this.evaluateDuringTraining();
+    // HF's eval_on_start calls `_evaluate` alone: the best metric is not updated by it.
+    if (args.evalOnStart) await this.evaluate();
 
     const logTrainingLoss = async () => {
       const lossSum = trLoss.read(lastLogged);
@@ -288,9 +299,13 @@ export class Trainer {
         const remainder = stepsInEpoch % accumulation || accumulation;
         const totalUpdates =
           Math.floor(stepsInEpoch / accumulation) + (remainder < accumulation ? 1 : 0);
-        let step = -1;
+        // `step` and `update` count from the epoch's start, skipped batches included (they are
+        // whole groups), so a resumed epoch keeps the groups of an unbroken one: its last,
+        // shorter group still ends in an optimizer step (HF counts from the first batch after
+        // the skip, and a resumed epoch's short last group then never syncs).
+        let step = skipped - 1;
         let accumulated: tf.Tensor[] | undefined;
-        for (let update = 0; update < totalUpdates; update++) {
+        for (let update = Math.floor(skipped / accumulation); update < totalUpdates; update++) {
           const groupSize = update !== totalUpdates - 1 ? accumulation : remainder;
           for (let i = 0; i < groupSize; i++) {
             let batch = batches.next();
@@ -343,7 +358,7 @@ export class Trainer {
             this.control = dispatched instanceof Promise ? await dispatched : dispatched;
             scheduler.step();
             this.state.globalStep += 1;
-            this.state.epoch = epoch + (step + 1 + skipped) / stepsInEpoch;
+            this.state.epoch = epoch + (step + 1) / stepsInEpoch;
             dispatched = handler.onStepEnd(args, this.state, this.control);
             this.control = dispatched instanceof Promise ? await dispatched : dispatched;
             if (this.control.shouldLog || this.control.shouldEvaluate || this.control.shouldSave)
@@ -399,7 +414,9 @@ export class Trainer {
   ): Promise<Logs> {
     await this.ready();
     const dataset =
-      evalDataset === undefined ? this.evalDataset : toDataset(evalDataset, "evalDataset");
+      evalDataset === undefined
+        ? this.evalDataset
+        : toDataset(evalDataset, "evalDataset", { collator: this.dataCollator !== undefined });
     if (!dataset)
       throw new Error("evaluate() needs an evalDataset: pass one to the Trainer or to evaluate().");
     const loader = this.dataLoader(dataset, "evalDataset", false);
@@ -433,7 +450,11 @@ export class Trainer {
     { metricKeyPrefix = "test" }: { metricKeyPrefix?: string } = {},
   ): Promise<PredictionOutput> {
     await this.ready();
-    const loader = this.dataLoader(toDataset(testDataset, "testDataset"), "testDataset", false);
+    const loader = this.dataLoader(
+      toDataset(testDataset, "testDataset", { collator: this.dataCollator !== undefined }),
+      "testDataset",
+      false,
+    );
     const startTime = performance.now();
     const output = await this.evaluationLoop(loader, metricKeyPrefix, false);
     Object.assign(
@@ -457,6 +478,13 @@ export class Trainer {
       await this.initDone;
       this.initDone = undefined;
     }
+  }
+
+  /** Checks a dataset against the batch sizes and the model before any work. */
+  private checkDataset(dataset: Dataset, name: string, training: boolean): void {
+    this.dataLoader(dataset, name, training); // the DataLoader checks the batch size
+    const shapes = exampleShapes(dataset);
+    if (shapes && !this.dataCollator) this.model.checkExampleShapes?.(shapes, name);
   }
 
   private dataLoader(dataset: Dataset, name: string, training: boolean): DataLoader {
@@ -626,12 +654,15 @@ export class Trainer {
     rotateCheckpoints(outputDir, args.saveTotalLimit, state.bestModelCheckpoint);
   }
 
-  /** HF: with saveTotalLimit 1, the last checkpoint goes at the end when it is not the best. */
+  /**
+   * HF: with saveTotalLimit 1, every checkpoint but the best is deleted at the end (during
+   * training, rotation keeps the newest next to the best).
+   */
   private deleteLastCheckpointIfNotBest(): void {
     const best = this.state.bestModelCheckpoint;
     if (this.args.saveTotalLimit !== 1 || best === null) return;
     for (const { path } of listCheckpoints(this.args.outputDir))
-      if (path !== best) rotateCheckpoints(this.args.outputDir, 1, best);
+      if (resolve(path) !== resolve(best)) rmSync(path, { recursive: true, force: true });
   }
 
   private async evaluationLoop(

@@ -1,13 +1,63 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { join } from "node:path";
 
 export const CHECKPOINT_PREFIX = "checkpoint-";
-const TEMPORARY_PREFIX = ".tmp-checkpoint-";
+/** Every folder whose name starts with this is unfinished or being deleted: never a checkpoint. */
+export const TEMPORARY_PREFIX = ".tmp-checkpoint-";
+/** A complete checkpoint moved aside while a new save of the same step takes its name. */
+const REPLACED_PREFIX = `${TEMPORARY_PREFIX}replaced-`;
+/** A checkpoint moved aside by rotation, to be deleted. */
+const DELETING_PREFIX = `${TEMPORARY_PREFIX}deleting-`;
 const CHECKPOINT_NAME = /^checkpoint-(\d+)$/;
+const REPLACED_NAME = /^\.tmp-checkpoint-replaced-(\d+)-/;
 
 export interface CheckpointRef {
   step: number;
   path: string;
+}
+
+/** A name no other save in this or another process uses. */
+function uniqueSuffix(step: number): string {
+  return `${step}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Flushes a folder's files and the folder itself to the disk, so that after the rename the
+ * checkpoint's contents survive a machine crash too, not only a killed process.
+ */
+function syncTree(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) syncTree(path);
+    else if (entry.isFile()) syncPath(path, "r");
+  }
+  syncPath(dir, "r");
+}
+
+function syncPath(path: string, flags: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, flags);
+    fsyncSync(fd);
+  } catch (error) {
+    // Some file systems (and Windows, for folders) cannot fsync: the rename still protects
+    // against a killed process, which is what matters most.
+    const code = (error as { code?: string }).code;
+    if (code !== "EINVAL" && code !== "EPERM" && code !== "EISDIR" && code !== "ENOTSUP")
+      throw error;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /**
@@ -22,46 +72,93 @@ export async function writeCheckpointDir(
 ): Promise<string> {
   mkdirSync(outputDir, { recursive: true });
   const final = join(outputDir, `${CHECKPOINT_PREFIX}${step}`);
-  const temporary = join(outputDir, `${TEMPORARY_PREFIX}${step}-${process.pid}-${Date.now()}`);
+  const temporary = join(outputDir, `${TEMPORARY_PREFIX}${uniqueSuffix(step)}`);
   mkdirSync(temporary);
   try {
     await write(temporary);
+    syncTree(temporary);
   } catch (error) {
     rmSync(temporary, { recursive: true, force: true });
     throw error;
   }
   if (existsSync(final)) {
-    // Same step saved again (e.g. after resuming): swap, then drop the old one.
-    const old = `${temporary}-old`;
+    // Same step saved again (e.g. after resuming): move the old one aside, put the new one in
+    // place, then drop the old one. A crash between the two renames leaves the old one under
+    // a name that `listCheckpoints` puts back.
+    const old = join(outputDir, `${REPLACED_PREFIX}${uniqueSuffix(step)}`);
     renameSync(final, old);
     renameSync(temporary, final);
     rmSync(old, { recursive: true, force: true });
   } else {
     renameSync(temporary, final);
   }
+  syncPath(outputDir, "r");
   return final;
+}
+
+/**
+ * Puts back a complete checkpoint that a crash left moved aside while the same step was being
+ * saved again (see writeCheckpointDir).
+ */
+function recoverReplaced(outputDir: string, names: string[]): boolean {
+  let recovered = false;
+  for (const name of names) {
+    const match = REPLACED_NAME.exec(name);
+    if (!match) continue;
+    const final = join(outputDir, `${CHECKPOINT_PREFIX}${match[1]}`);
+    if (existsSync(final)) continue;
+    try {
+      renameSync(join(outputDir, name), final);
+      recovered = true;
+    } catch {
+      // Another process got there first, or the folder went away: nothing to recover.
+    }
+  }
+  return recovered;
 }
 
 /** Complete checkpoints in `outputDir`, oldest step first. */
 export function listCheckpoints(outputDir: string): CheckpointRef[] {
   if (!existsSync(outputDir)) return [];
-  return readdirSync(outputDir)
+  let names = readdirSync(outputDir);
+  if (recoverReplaced(outputDir, names)) names = readdirSync(outputDir);
+  return names
     .map((name) => ({ name, match: CHECKPOINT_NAME.exec(name) }))
-    .filter(({ name, match }) => match && statSync(join(outputDir, name)).isDirectory())
+    .filter(({ name, match }) => match && isDirectory(join(outputDir, name)))
     .map(({ name, match }) => ({ step: Number(match![1]), path: join(outputDir, name) }))
     .sort((a, b) => a.step - b.step);
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 export function latestCheckpoint(outputDir: string): CheckpointRef | undefined {
   return listCheckpoints(outputDir).at(-1);
 }
 
-/** Removes temporary folders left by a run that crashed while saving. */
+/** Removes temporary folders left by a run that crashed while saving or rotating. */
 export function removeTemporaryCheckpoints(outputDir: string): void {
   if (!existsSync(outputDir)) return;
-  for (const name of readdirSync(outputDir))
+  const names = readdirSync(outputDir);
+  const recovered = recoverReplaced(outputDir, names);
+  for (const name of recovered ? readdirSync(outputDir) : names)
     if (name.startsWith(TEMPORARY_PREFIX))
       rmSync(join(outputDir, name), { recursive: true, force: true });
+}
+
+/**
+ * Deletes a checkpoint so that a crash midway cannot leave a partly deleted folder under a
+ * checkpoint's name: it is renamed aside first.
+ */
+function deleteCheckpoint(outputDir: string, path: string, step: number): void {
+  const aside = join(outputDir, `${DELETING_PREFIX}${uniqueSuffix(step)}`);
+  renameSync(path, aside);
+  rmSync(aside, { recursive: true, force: true });
 }
 
 /**
@@ -83,10 +180,10 @@ export function rotateCheckpoints(
   ]);
   let excess = checkpoints.length - Math.max(limit, protectedPaths.size);
   const deleted: string[] = [];
-  for (const { path } of checkpoints) {
+  for (const { path, step } of checkpoints) {
     if (excess <= 0) break;
     if (protectedPaths.has(path)) continue;
-    rmSync(path, { recursive: true, force: true });
+    deleteCheckpoint(outputDir, path, step);
     deleted.push(path);
     excess--;
   }

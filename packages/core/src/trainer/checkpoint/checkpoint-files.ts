@@ -97,39 +97,60 @@ export function readCheckpoint(
         `Cannot resume from ${dir}: it has no ${FILES.optimizerJson} (it was saved with saveOnlyModel), so the optimizer state is lost. Load its weights with trainer.loadModel() and start a new training instead.`,
       );
     }
-    const manifest = readJson(join(dir, FILES.optimizerJson)) as {
-      optimizer?: string;
-      step?: number;
-      slot_names?: string[];
-    };
-    if (manifest.optimizer !== optimizer.name) {
+    const optimizerJson = join(dir, FILES.optimizerJson);
+    const manifest = readJson(optimizerJson) as {
+      optimizer?: unknown;
+      step?: unknown;
+      slot_names?: unknown;
+    } | null;
+    if (manifest?.optimizer !== optimizer.name) {
       throw new Error(
-        `${join(dir, FILES.optimizerJson)} holds the state of optimizer "${manifest.optimizer}" but this Trainer uses "${optimizer.name}": set optim to "${manifest.optimizer}" to resume.`,
+        `${optimizerJson} holds the state of optimizer "${String(manifest?.optimizer)}" but this Trainer uses "${optimizer.name}": set optim to "${String(manifest?.optimizer)}" to resume.`,
       );
     }
-    const slotNames = manifest.slot_names ?? [];
+    if (typeof manifest.step !== "number" || !Number.isInteger(manifest.step) || manifest.step < 0)
+      throw new Error(`${optimizerJson} has no valid step count: the file is damaged.`);
+    const slotNames = manifest.slot_names;
+    if (!Array.isArray(slotNames) || !slotNames.every((name) => typeof name === "string"))
+      throw new Error(`${optimizerJson} has no slot_names list: the file is damaged.`);
     const current = optimizer.getState().slots;
-    const expected = current.flatMap((slot) =>
-      slotNames.map((name) => slot[name] ?? { shape: [-1], dtype: "float32" }),
+    const currentNames = Object.keys(current[0] ?? {});
+    if (slotNames.join() !== currentNames.join()) {
+      throw new Error(
+        `${optimizerJson} holds the slots [${slotNames.join(", ")}] but this Trainer's ${optimizer.name} has [${currentNames.join(", ")}]: it was saved with other optimizer settings (optimArgs, e.g. momentum). Use the same optimArgs to resume.`,
+      );
+    }
+    const expected = current.flatMap((slot) => slotNames.map((name) => slot[name]!));
+    const tensors = loadTensors(
+      dir,
+      expected,
+      { json: FILES.optimizerJson, bin: FILES.optimizerBin },
+      `this Trainer's ${optimizer.name} optimizer`,
     );
-    const tensors = loadTensors(dir, expected, {
-      json: FILES.optimizerJson,
-      bin: FILES.optimizerBin,
-    });
     loaded.optimizer = {
-      step: manifest.step ?? 0,
+      step: manifest.step,
       slots: current.map((_, i) =>
         Object.fromEntries(slotNames.map((name, j) => [name, tensors[i * slotNames.length + j]!])),
       ),
     };
-    loaded.schedulerState = readJson(join(dir, FILES.scheduler)) as { step_count?: unknown };
-    if (typeof loaded.schedulerState.step_count !== "number")
-      throw new Error(`${join(dir, FILES.scheduler)} has no step_count: the file is damaged.`);
-    loaded.rng = readJson(join(dir, FILES.rngState)) as RngState;
-    if (typeof loaded.rng.data_seed !== "number")
-      throw new Error(`${join(dir, FILES.rngState)} has no data_seed: the file is damaged.`);
-    if (existsSync(join(dir, FILES.loopState)))
-      loaded.loop = readJson(join(dir, FILES.loopState)) as LoopState;
+    const schedulerJson = join(dir, FILES.scheduler);
+    const schedulerState = readJson(schedulerJson) as { step_count?: unknown } | null;
+    if (typeof schedulerState?.step_count !== "number")
+      throw new Error(`${schedulerJson} has no step_count: the file is damaged.`);
+    loaded.schedulerState = schedulerState;
+    const rngJson = join(dir, FILES.rngState);
+    const rng = readJson(rngJson) as RngState | null;
+    if (typeof rng?.data_seed !== "number")
+      throw new Error(`${rngJson} has no data_seed: the file is damaged.`);
+    loaded.rng = rng;
+    const loopJson = join(dir, FILES.loopState);
+    if (existsSync(loopJson)) {
+      const loop = readJson(loopJson) as Partial<LoopState> | null;
+      for (const key of ["tr_loss", "total_loss_scalar", "globalstep_last_logged"] as const)
+        if (typeof loop?.[key] !== "number")
+          throw new Error(`${loopJson} has no ${key}: the file is damaged.`);
+      loaded.loop = loop as LoopState;
+    }
   } catch (error) {
     disposeCheckpoint(loaded);
     throw error;

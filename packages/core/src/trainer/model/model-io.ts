@@ -35,23 +35,84 @@ export async function saveTensors(
   writeFileSync(join(dir, files.json), `${JSON.stringify(json)}\n`);
 }
 
+/** Bytes a weight spec takes in the .bin file (quantized weights take their stored size). */
+function specBytes(spec: tf.io.WeightsManifestEntry): number {
+  const size = spec.shape.reduce((a, b) => a * b, 1);
+  const stored = spec.quantization?.dtype ?? spec.dtype;
+  const width =
+    stored === "bool" || stored === "uint8"
+      ? 1
+      : stored === "uint16" || stored === "float16"
+        ? 2
+        : 4;
+  return size * width;
+}
+
+function isWeightSpec(value: unknown): value is tf.io.WeightsManifestEntry {
+  const spec = value as Partial<tf.io.WeightsManifestEntry> | null;
+  return (
+    typeof spec === "object" &&
+    spec !== null &&
+    typeof spec.name === "string" &&
+    typeof spec.dtype === "string" &&
+    Array.isArray(spec.shape) &&
+    spec.shape.every((d) => Number.isInteger(d) && d >= 0)
+  );
+}
+
 /**
  * Reads tensors written by `saveTensors` and checks them against what they will be loaded
- * into (count and shapes, in order), naming the file and the mismatch when they differ.
+ * into (count, shapes and dtypes, in order) and the .bin file against its manifest, naming the
+ * file and the mismatch when they differ. `owner` names what the tensors belong to in errors.
  */
 export function loadTensors(
   dir: string,
   expected: readonly { shape: number[]; dtype: string }[],
   files = { json: MODEL_FILE, bin: WEIGHTS_FILE },
+  owner = "the model",
 ): tf.Tensor[] {
   const jsonPath = join(dir, files.json);
   const binPath = join(dir, files.bin);
-  const manifest = readJson(jsonPath) as ModelJson;
-  const specs = manifest.weightsManifest?.[0]?.weights;
-  if (!Array.isArray(specs))
+  const manifest = readJson(jsonPath) as ModelJson | null;
+  const groups = manifest?.weightsManifest;
+  if (!Array.isArray(groups) || groups.length === 0 || !Array.isArray(groups[0]?.weights))
     throw new Error(
       `${jsonPath} has no weightsManifest: it is not a trainkit or tfjs weights file.`,
     );
+  if (groups.length > 1)
+    throw new Error(
+      `${jsonPath} splits its weights over ${groups.length} groups of files; trainkit reads one ${files.bin}. Load it with tf.loadLayersModel and copy the weights instead.`,
+    );
+  const specs: unknown[] = groups[0]!.weights;
+  specs.forEach((spec, i) => {
+    if (!isWeightSpec(spec))
+      throw new Error(
+        `${jsonPath}: weightsManifest entry ${i} is not a weight spec ({ name, shape, dtype }): the file is damaged.`,
+      );
+  });
+  const checked = specs as tf.io.WeightsManifestEntry[];
+  // What the file describes must be what it will be loaded into...
+  if (checked.length !== expected.length) {
+    throw new Error(
+      `${jsonPath} holds ${checked.length} tensors but ${owner} has ${expected.length}: the checkpoint was written by a different model or with different settings.`,
+    );
+  }
+  checked.forEach((spec, i) => {
+    const want = expected[i]!;
+    if (spec.shape.join("x") !== want.shape.join("x")) {
+      throw new Error(
+        `${jsonPath}: tensor ${i} ("${spec.name}") has shape [${spec.shape}] but ${owner}'s has shape [${want.shape}]: the checkpoint was written by a different model.`,
+      );
+    }
+    if (spec.dtype !== want.dtype) {
+      throw new Error(
+        `${jsonPath}: tensor ${i} ("${spec.name}") has dtype ${spec.dtype} but ${owner}'s is ${want.dtype}: the checkpoint was written by a different model.`,
+      );
+    }
+  });
+  if (new Set(checked.map((spec) => spec.name)).size !== checked.length)
+    throw new Error(`${jsonPath}: two tensors have the same name: the file is damaged.`);
+  // ...and the .bin file must hold exactly what the manifest describes.
   let data: Buffer;
   try {
     data = readFileSync(binPath);
@@ -61,31 +122,16 @@ export function loadTensors(
       { cause: error },
     );
   }
-  const expectedBytes = specs.reduce(
-    (sum, s) => sum + s.shape.reduce((a, b) => a * b, 1) * (s.dtype === "bool" ? 1 : 4),
-    0,
-  );
+  const expectedBytes = checked.reduce((sum, spec) => sum + specBytes(spec), 0);
   if (data.byteLength !== expectedBytes) {
     throw new Error(
       `${binPath} holds ${data.byteLength} bytes but ${jsonPath} describes ${expectedBytes}: the checkpoint is damaged or was cut short.`,
     );
   }
-  if (specs.length !== expected.length) {
-    throw new Error(
-      `${jsonPath} holds ${specs.length} tensors but the model has ${expected.length}: the checkpoint was written by a different model.`,
-    );
-  }
-  specs.forEach((spec, i) => {
-    const want = expected[i]!;
-    if (spec.shape.join("x") !== want.shape.join("x")) {
-      throw new Error(
-        `${jsonPath}: tensor ${i} ("${spec.name}") has shape [${spec.shape}] but the model's has shape [${want.shape}]: the checkpoint was written by a different model.`,
-      );
-    }
-  });
+  // A copy: a small file's Buffer may share a pooled ArrayBuffer with other data.
   const buffer = new Uint8Array(data).buffer;
-  const decoded = tf.io.decodeWeights(buffer, specs);
-  return specs.map((spec) => decoded[spec.name]!);
+  const decoded = tf.io.decodeWeights(buffer, checked);
+  return checked.map((spec) => decoded[spec.name]!);
 }
 
 export function readJson(path: string): unknown {
