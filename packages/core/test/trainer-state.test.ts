@@ -482,10 +482,11 @@ describe("restoreCallbackStates", () => {
 
     expect(control).toBeInstanceOf(TrainerControl);
     expect(control).not.toBe(before);
+    // The stored snapshot predates onSave's reset; restoring applies it (trainkit, not HF).
     expect({ ...control }).toEqual({
       shouldTrainingStop: true,
       shouldEpochStop: false,
-      shouldSave: true,
+      shouldSave: false,
       shouldEvaluate: false,
       shouldLog: false,
     });
@@ -505,7 +506,7 @@ describe("restoreCallbackStates", () => {
     const loaded = TrainerState.loadFromJson(path);
     const control = restoreCallbackStates(handler, new TrainerControl(), loaded.statefulCallbacks);
     expect((handler.callbacks[1] as EarlyStoppingCallback).earlyStoppingPatienceCounter).toBe(2);
-    expect(control.shouldSave).toBe(true);
+    expect(control.shouldSave).toBe(false);
   });
 
   test("the n-th stored record goes to the n-th callback of the class", () => {
