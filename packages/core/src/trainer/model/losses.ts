@@ -121,6 +121,18 @@ export function resolveLoss(loss: string | LossFunction): LossFunction {
       `Unknown loss "${loss}". Use one of ${LOSS_NAMES.join(", ")} (or mse, mae, mape, msle, kld, cosine, or a snake_case spelling such as mean_squared_error), or pass a function (yTrue, yPred) => tf.Scalar.`,
     );
   }
-  return (yTrue, yPred) =>
-    tf.mean(perExample(yTrue.dtype === "float32" ? yTrue : tf.cast(yTrue, "float32"), yPred));
+  const batchMean = BATCH_MEAN[name!];
+  return (yTrue, yPred) => {
+    const labels = yTrue.dtype === "float32" ? yTrue : tf.cast(yTrue, "float32");
+    return batchMean ? batchMean(labels, yPred) : tf.mean(perExample(labels, yPred));
+  };
 }
+
+/**
+ * Losses whose batch mean of per-example means is the mean over every element (each example
+ * has as many elements): one reduction instead of two, on every training step.
+ */
+const BATCH_MEAN: Record<string, LossFunction> = {
+  meanSquaredError: (y, p) => tf.mean(tf.square(tf.sub(p, y))),
+  meanAbsoluteError: (y, p) => tf.mean(tf.abs(tf.sub(p, y))),
+};

@@ -36,6 +36,8 @@ export class LayersModelAdapter implements TrainableModel {
   private readonly lossFn: LossFunction;
   private readonly sparse: boolean;
   private readonly named: boolean;
+  /** The model's input shape without the batch dimension (null: any size). */
+  private readonly inputShape: readonly (number | null)[];
 
   constructor(
     readonly model: tf.LayersModel,
@@ -44,6 +46,7 @@ export class LayersModelAdapter implements TrainableModel {
     this.lossFn = resolveLoss(loss);
     this.sparse = isSparseLoss(loss);
     this.named = typeof loss === "string";
+    this.inputShape = model.inputs[0]?.shape.slice(1) ?? [];
     if (model.inputs.length !== 1 || model.outputs.length !== 1) {
       throw new Error(
         `The model has ${model.inputs.length} inputs and ${model.outputs.length} outputs; the Trainer adapts a tf.LayersModel with one input ("x") and one output ("y"). For more, implement TrainableModel (trainableVariables, computeLoss, predict).`,
@@ -86,12 +89,12 @@ export class LayersModelAdapter implements TrainableModel {
   /** The batch's x, checked against the model's input shape (tf.layers' own error names neither). */
   private input(batch: Batch): tf.Tensor {
     const x = requireField(batch, "x");
-    this.checkInput(x.shape.slice(1), "The batch's x");
+    if (!fitsBatch(x.shape, this.inputShape)) this.checkInput(x.shape.slice(1), "The batch's x");
     return x;
   }
 
   private checkInput(shape: readonly number[], what: string): void {
-    const inputShape = this.model.inputs[0]!.shape.slice(1);
+    const inputShape = this.inputShape;
     if (!fits(shape, inputShape)) {
       throw new Error(
         `${what} has shape [${shape}] per example but the model's input takes [${inputShape.map((d) => d ?? "any")}] (without the batch dimension). Reshape the examples or change the model's inputShape.`,
@@ -101,6 +104,7 @@ export class LayersModelAdapter implements TrainableModel {
 
   /** The labels as the loss takes them (see the class comment). */
   private labelsFor(y: tf.Tensor, outputShape: readonly number[]): tf.Tensor {
+    if (!this.sparse && sameShape(y.shape, outputShape)) return y; // the common case, every step
     const shape = this.labelsShape(y.shape, outputShape, "The batch");
     return shape === y.shape ? y : tf.reshape(y, [...shape]);
   }
@@ -135,6 +139,14 @@ export class LayersModelAdapter implements TrainableModel {
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Whether a batch's shape (with its batch dimension) fits the model's per-example shape. */
+function fitsBatch(shape: readonly number[], wanted: readonly (number | null)[]): boolean {
+  if (shape.length !== wanted.length + 1) return false;
+  for (let i = 0; i < wanted.length; i++)
+    if (wanted[i] !== null && wanted[i] !== shape[i + 1]) return false;
+  return true;
 }
 
 function fits(shape: readonly number[], wanted: readonly (number | null)[]): boolean {
