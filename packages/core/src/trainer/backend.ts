@@ -52,7 +52,7 @@ async function choose(wanted: BackendName | null): Promise<BackendName> {
     const why = wanted
       ? "as requested"
       : missing.length > 0
-        ? `the fastest installed (not installed: ${missing.join(", ")})`
+        ? `the fastest installed; not installed: ${missing.join(", ")}`
         : "the fastest installed";
     logger.info(`TensorFlow.js backend: ${name} (${why}).`);
     return name;
