@@ -73,3 +73,5 @@ export {
   type OptimizerState,
 } from "./trainer/optim/optimizers.js";
 export { LrScheduler, type SchedulerConfig } from "./trainer/optim/schedulers.js";
+export type { FailurePolicy } from "./plugin/guard.js";
+export type { TrainkitPlugin } from "./plugin/define-plugin.js";

@@ -222,6 +222,33 @@ describe("callback list", () => {
     expect(() => handler.addCallback(42 as never)).toThrow(TypeError);
     expect(() => handler.addCallback({} as never)).toThrow(/TrainerCallback/);
   });
+
+  test("an object with only some event methods is refused, naming the missing ones", () => {
+    const handler = new CallbackHandler([DefaultFlowCallback]);
+    const partial = { onStepEnd() {}, onLog() {} };
+    const missing = CALLBACK_EVENTS.filter((event) => event !== "onStepEnd" && event !== "onLog");
+    expect(() => handler.addCallback(partial as never)).toThrow(TypeError);
+    expect(() => handler.addCallback(partial as never)).toThrow(
+      `which has no ${missing.join(", ")} methods. Extend TrainerCallback`,
+    );
+    class AlmostCallback {
+      constructor() {
+        for (const event of CALLBACK_EVENTS)
+          if (event !== "onPredictionStep") Object.assign(this, { [event]: () => {} });
+      }
+    }
+    expect(() => handler.addCallback(AlmostCallback as never)).toThrow(
+      /the function AlmostCallback, which has no onPredictionStep method\. Extend TrainerCallback/,
+    );
+    expect(handler.callbacks).toHaveLength(1);
+  });
+
+  test("an object with every event method (from another copy of @trainkit/core) is accepted", () => {
+    const handler = new CallbackHandler([DefaultFlowCallback]);
+    const foreign = Object.fromEntries(CALLBACK_EVENTS.map((event) => [event, () => {}]));
+    handler.addCallback(foreign as never);
+    expect(handler.callbacks).toHaveLength(2);
+  });
 });
 
 describe("flag resets", () => {
@@ -262,6 +289,33 @@ describe("flag resets", () => {
     const control = new TrainerControl({ shouldLog: true, shouldEvaluate: true });
     handler.onLog(args, new TrainerState({ globalStep: 15 }), control, { logs: { loss: 1 } });
     expect({ ...probe.seen.onLog }).toMatchObject({ shouldLog: false, shouldEvaluate: true });
+  });
+
+  test("the resets are TrainerControl's newTraining, newEpoch and newStep (as in HF)", () => {
+    const calls: string[] = [];
+    class TracedControl extends TrainerControl {
+      override newTraining() {
+        calls.push("newTraining");
+        super.newTraining();
+      }
+      override newEpoch() {
+        calls.push("newEpoch");
+        super.newEpoch();
+      }
+      override newStep() {
+        calls.push("newStep");
+        super.newStep();
+      }
+    }
+    const handler = new CallbackHandler([DefaultFlowCallback]);
+    const state = new TrainerState({ maxSteps: 1000 });
+    handler.onTrainBegin(args, state, new TracedControl());
+    handler.onEpochBegin(args, state, new TracedControl());
+    handler.onStepBegin(args, state, new TracedControl());
+    for (const event of CALLBACK_EVENTS)
+      if (!["onTrainBegin", "onEpochBegin", "onStepBegin"].includes(event))
+        dispatch(handler, event, state, new TracedControl(), {});
+    expect(calls).toEqual(["newTraining", "newEpoch", "newStep"]);
   });
 
   test("callEvent dispatches without any reset", () => {

@@ -1162,6 +1162,42 @@ describe("checkpoint contents", () => {
   });
 });
 
+describe("a diverged loss in a checkpoint", () => {
+  test("a NaN loss not yet logged is saved as NaN in loop_state.json, and resume reads it", async () => {
+    const outputDir = freshDir("nan");
+    // Row 3 has a NaN label: the first epoch's loss (steps 1 and 2, before checkpoint-2) is NaN.
+    const data = regressionRows(16).map((row, i) => (i === 3 ? { ...row, y: [Number.NaN] } : row));
+    const run = async (resume?: string) => {
+      const model = makeModel();
+      const trainer = new Trainer({
+        model,
+        loss: "meanSquaredError",
+        args: baseArgs({
+          outputDir,
+          maxSteps: 4,
+          saveSteps: 2,
+          loggingSteps: 100,
+          loggingNanInfFilter: false,
+        }),
+        trainDataset: data,
+      });
+      trainer.removeCallback(PrinterCallback);
+      const output = await trainer.train(resume ? { resumeFromCheckpoint: resume } : {});
+      trainer.dispose();
+      model.dispose();
+      return output;
+    };
+    const full = await run();
+    expect(full.trainingLoss).toBeNaN();
+    const text = readFileSync(join(outputDir, "checkpoint-2", "loop_state.json"), "utf8");
+    // Python's json writes NaN; JSON.stringify would write null, which reads as damaged.
+    expect(text).toContain('"tr_loss": NaN');
+    const resumed = await run(join(outputDir, "checkpoint-2"));
+    expect(resumed.globalStep).toBe(4);
+    expect(resumed.trainingLoss).toBeNaN();
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // 5. Memory
 

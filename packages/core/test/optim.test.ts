@@ -15,6 +15,7 @@ import {
   type Optimizer,
   type OptimizerConfig,
 } from "../src/trainer/optim/optimizers.js";
+import { ScalarCache } from "../src/trainer/optim/scalars.js";
 import { LrScheduler, lrLambda, warmupStepsFor } from "../src/trainer/optim/schedulers.js";
 import type { OptimizerName, SchedulerType } from "../src/args/options.js";
 
@@ -385,6 +386,48 @@ describe("optimizers: PyTorch's update rules", () => {
     }
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose(variables);
+  });
+
+  test("AdamW without weight decay does no more device work per step than Adam", () => {
+    // The decay factor 1 - lr·weightDecay was uploaded every step even when nothing used it.
+    // Every tensor made on the backend (an upload or an op's output) is one backend.write.
+    const entry = REFERENCE.optimizers.find((e) => e.optimizer === "adamw")!;
+    const { weight, bias } = REFERENCE.grads[1]!;
+    const writesPerStep = (optimizer: "adam" | "adamw", weightDecay: number) => {
+      const variables = makeVariables(REFERENCE.initial.weight, REFERENCE.initial.bias);
+      const opt = makeOptimizer({ ...entry, optimizer, weight_decay: weightDecay }, variables);
+      applyStep(opt, 0); // fills the optimizer's scalar cache
+      const stepGrads = [tf.tensor2d(weight), tf.tensor1d(bias)];
+      const backend = tf.backend() as unknown as { write: (...args: unknown[]) => unknown };
+      const write = backend.write;
+      let writes = 0;
+      backend.write = function (this: unknown, ...args: unknown[]) {
+        writes++;
+        return write.apply(this, args);
+      };
+      try {
+        opt.applyGradients(stepGrads, 0.01);
+      } finally {
+        delete (backend as { write?: unknown }).write; // back to the prototype's
+      }
+      tf.dispose(stepGrads);
+      opt.dispose();
+      tf.dispose(variables);
+      return writes;
+    };
+    expect(writesPerStep("adamw", 0)).toBe(writesPerStep("adam", 0));
+    // With weight decay the factor is used: one upload, and a multiply for the decayed weight.
+    expect(writesPerStep("adamw", 0.1)).toBe(writesPerStep("adam", 0) + 2);
+  });
+
+  test("the optimizers' scalar cache never evicts a scalar (one in use must stay valid)", () => {
+    const cache = new ScalarCache();
+    const first = cache.get(0.5);
+    for (let i = 0; i < 5000; i++) cache.get(i + 0.25);
+    expect(first.isDisposed).toBe(false);
+    expect(cache.get(0.5)).toBe(first);
+    cache.clear();
+    expect(first.isDisposed).toBe(true);
   });
 
   test("parseOptimArgs reads HF's optim_args", () => {

@@ -238,6 +238,31 @@ describe("a model with no trainable variables", () => {
   });
 });
 
+describe("a trainable variable that computeLoss does not use", () => {
+  test('an error naming the variable and the fix (tfjs would say "got null")', async () => {
+    const used = tf.variable(tf.ones([4, 1]), true, "bad_input_used_kernel");
+    const unused = tf.variable(tf.zeros([3]), true, "bad_input_unused_head");
+    const model: TrainableModel = {
+      trainableVariables: () => [used, unused],
+      computeLoss: (batch) =>
+        tf.losses.meanSquaredError(tf.reshape(batch.y!, [-1, 1]), tf.matMul(batch.x!, used)),
+      predict: (batch) => tf.matMul(batch.x!, used),
+    };
+    const before = used.dataSync().slice();
+    try {
+      await expectRejected(
+        { model },
+        /The trainable variable "bad_input_unused_head" got no gradient: it is not used by computeLoss; make it non-trainable or leave it out of trainableVariables\(\)\./,
+        ["onInitEnd", "onTrainBegin", "onEpochBegin", "onStepBegin"],
+      );
+      expect(used.dataSync()).toEqual(before);
+    } finally {
+      used.dispose();
+      unused.dispose();
+    }
+  });
+});
+
 describe("inconsistent data", () => {
   test("x and y of different lengths", async () => {
     await expectRejected(

@@ -52,14 +52,14 @@ describe.each([
     const before = tf.memory().numTensors;
     const { acc, value } = accumulate(cap, true, LOSSES, STEPS, LAST, 0.75);
     expect(value).toBeCloseTo(reference(0.75, LOSSES, STEPS, LAST, true), 4);
-    acc.dispose();
+    acc.reset();
     expect(tf.memory().numTensors).toBe(before);
   });
 
   test("without the filter: a NaN makes the sum NaN", () => {
     const { acc, value } = accumulate(cap, false, LOSSES, STEPS, LAST);
     expect(value).toBeNaN();
-    acc.dispose();
+    acc.reset();
   });
 
   test("finite losses: the plain sum; reading twice gives the same; reset starts over", () => {
@@ -71,6 +71,6 @@ describe.each([
     expect(acc.read(LAST)).toBe(30.5);
     acc.reset();
     expect(acc.read(LAST)).toBe(0);
-    acc.dispose();
+    acc.reset();
   });
 });

@@ -452,6 +452,45 @@ describe("stateful callbacks", () => {
     expect(data.stateful_callbacks).toEqual(state.statefulCallbacks);
     expect(TrainerState.fromJSON(data).statefulCallbacks).toEqual(state.statefulCallbacks);
   });
+
+  test("secrets in a callback's state never reach trainer_state.json (DESIGN)", () => {
+    class Tracker extends TrainerCallback {
+      state(): StateRecord {
+        return {
+          args: {
+            api_key: "sk-live-123456",
+            tracking_uri: "https://alice:hunter2@tracker.example.com/api",
+            project: "digits",
+          },
+          attributes: { run_id: "run-7", auth_token: "tok-abcdef", max_tokens: 5 },
+        };
+      }
+      static fromState(): Tracker {
+        return new Tracker();
+      }
+    }
+    const state = new TrainerState({ globalStep: 2, statefulCallbacks: [new Tracker()] });
+    const path = join(work, "secrets.trainer_state.json");
+    state.saveToJson(path);
+    const text = readFileSync(path, "utf8");
+    for (const secret of ["sk-live-123456", "hunter2", "tok-abcdef"])
+      expect(text).not.toContain(secret);
+    const written = TrainerState.loadFromJson(path).statefulCallbacks.Tracker as StateRecord;
+    expect(written.args).toEqual({
+      api_key: "<REDACTED>",
+      tracking_uri: "https://alice:<REDACTED>@tracker.example.com/api",
+      project: "digits",
+    });
+    // What is not a secret is kept: the run id a tracker resumes with, a number under a
+    // secret-like name.
+    expect(written.attributes).toEqual({
+      run_id: "run-7",
+      auth_token: "<REDACTED>",
+      max_tokens: 5,
+    });
+    // The state in memory is unchanged.
+    expect((state.statefulCallbacks.Tracker as StateRecord).args.api_key).toBe("sk-live-123456");
+  });
 });
 
 describe("restoreCallbackStates", () => {

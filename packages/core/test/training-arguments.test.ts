@@ -400,6 +400,77 @@ const INVALID: InvalidCase[] = [
     value: "(got [1,2])",
     fix: "must be an object of keyword arguments",
   },
+  // optimArgs and lrSchedulerKwargs keys and values: a typo is an error, not silently ignored.
+  {
+    what: "optimArgs with a typo for sgd",
+    options: { optim: "sgd", optimArgs: "momentun=0.9" },
+    option: "optimArgs",
+    value: '"momentun"',
+    fix: "Did you mean momentum?",
+  },
+  {
+    what: "optimArgs sgd key that does not exist",
+    options: { optim: "sgd", optimArgs: "foo=1" },
+    option: "optimArgs",
+    value: '"foo"',
+    fix: "it takes momentum, dampening, nesterov",
+  },
+  {
+    what: "optimArgs with torch's eps for adamw",
+    options: { optimArgs: "eps=1e-6" },
+    option: "optimArgs",
+    value: '"eps"',
+    fix: "Use the adamEpsilon option instead",
+  },
+  {
+    what: "optimArgs with any key for adam",
+    options: { optim: "adam", optimArgs: "amsgrad=True" },
+    option: "optimArgs",
+    value: '"amsgrad"',
+    fix: 'optim "adam" takes no optimArgs',
+  },
+  {
+    what: "optimArgs momentum not a number",
+    options: { optim: "sgd", optimArgs: "momentum=fast" },
+    option: "optimArgs",
+    value: '(got "momentum=fast")',
+    fix: "not a number",
+  },
+  {
+    what: "optimArgs nesterov not a boolean",
+    options: { optim: "sgd", optimArgs: "momentum=0.9,nesterov=1" },
+    option: "optimArgs",
+    value: '(got "momentum=0.9,nesterov=1")',
+    fix: "not true or false",
+  },
+  {
+    what: "lrSchedulerKwargs with a typo for cosine",
+    options: { lrSchedulerType: "cosine", lrSchedulerKwargs: { num_cycle: 2 } },
+    option: "lrSchedulerKwargs",
+    value: '"num_cycle"',
+    fix: "Did you mean num_cycles?",
+  },
+  {
+    what: "lrSchedulerKwargs polynomial's power for linear",
+    options: { lrSchedulerKwargs: { power: 2 } },
+    option: "lrSchedulerKwargs",
+    value: 'lrSchedulerType "linear" takes none',
+    fix: 'power is an argument of "polynomial"',
+  },
+  {
+    what: "lrSchedulerKwargs cosine's num_cycles for polynomial",
+    options: { lrSchedulerType: "polynomial", lrSchedulerKwargs: { num_cycles: 2 } },
+    option: "lrSchedulerKwargs",
+    value: '"num_cycles"',
+    fix: 'argument of "cosine" and "cosine_with_restarts"',
+  },
+  {
+    what: "lrSchedulerKwargs value not a number",
+    options: { lrSchedulerType: "polynomial", lrSchedulerKwargs: { lr_end: "1e-7" } },
+    option: "lrSchedulerKwargs",
+    value: '(got "1e-7")',
+    fix: ".lr_end must be a number",
+  },
   // Seeds and limits.
   ...[-1, 1.5, 2 ** 32].map((value) => ({
     what: `seed ${value}`,
@@ -780,7 +851,10 @@ describe("TrainingArguments defaults and valid options", () => {
     { metricForBestModel: "f1", evalStrategy: "epoch" },
     { evalOnStart: true, evalStrategy: "epoch" },
     { optim: "sgd", optimArgs: "momentum=0.9" },
-    { optimArgs: "eps=1e-6" },
+    { optim: "sgd", optimArgs: "momentum=0.9,dampening=0.1,nesterov=False" },
+    { lrSchedulerType: "cosine", lrSchedulerKwargs: { num_cycles: 2 } },
+    { lrSchedulerType: "polynomial", lrSchedulerKwargs: { lr_end: 1e-9, power: 2 } },
+    { lrSchedulerKwargs: {} },
     { reportTo: ["mlflow", "tensorboard"] },
   ] satisfies TrainingArgumentsOptions[])("valid: %o", (options) => {
     expect(() => new TrainingArguments(options)).not.toThrow();
@@ -995,7 +1069,11 @@ describe("toJSON, toJsonString, saveToJson", () => {
   });
 
   test("toJSON gives a copy: changing it leaves the arguments alone", () => {
-    const args = new TrainingArguments({ reportTo: ["mlflow"], lrSchedulerKwargs: { power: 2 } });
+    const args = new TrainingArguments({
+      reportTo: ["mlflow"],
+      lrSchedulerType: "polynomial",
+      lrSchedulerKwargs: { power: 2 },
+    });
     const json = args.toJSON();
     (json.report_to as string[]).push("wandb");
     (json.lr_scheduler_kwargs as Record<string, unknown>).power = 3;

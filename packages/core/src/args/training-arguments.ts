@@ -1,6 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { closestName, toCamelCase, toSnakeCase } from "../util/case.js";
+import { writeFileAtomic } from "../util/json-file.js";
 import { dumpPythonJson } from "../util/python-json.js";
 import { redactSecrets } from "../util/redact.js";
 import {
@@ -141,14 +140,7 @@ export class TrainingArguments {
 
   /** Writes `training_args.json` through a temporary file. */
   saveToJson(path: string): void {
-    const temporary = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
-    try {
-      writeFileSync(temporary, this.toJsonString(), { flag: "wx" });
-      renameSync(temporary, path);
-    } catch (error) {
-      rmSync(temporary, { force: true });
-      throw error;
-    }
+    writeFileAtomic(path, this.toJsonString());
   }
 
   /**

@@ -4,6 +4,7 @@ import type { TrainerState } from "../state/trainer-state.js";
 import { logger } from "../util/logger.js";
 import { DefaultFlowCallback } from "./default-flow-callback.js";
 import {
+  CALLBACK_EVENTS,
   TrainerCallback,
   type CallbackContext,
   type CallbackEvent,
@@ -105,11 +106,7 @@ export class CallbackHandler extends TrainerCallback {
   /** Adds a callback (an instance, or a class to instantiate); a second of a class warns. */
   addCallback(callback: CallbackLike): void {
     const instance = typeof callback === "function" ? new callback() : callback;
-    if (!(instance instanceof TrainerCallback) && !looksLikeCallback(instance)) {
-      throw new TypeError(
-        `addCallback expects a TrainerCallback subclass or instance, got ${describe(callback)}.`,
-      );
-    }
+    if (!(instance instanceof TrainerCallback)) checkLooksLikeCallback(instance, callback);
     const cls = instance.constructor;
     if (this.callbacks.some((cb) => cb.constructor === cls)) {
       logger.warn(
@@ -143,23 +140,21 @@ export class CallbackHandler extends TrainerCallback {
     return this.callEvent("onInitEnd", args, state, control);
   }
   override onTrainBegin(args: TrainingArguments, state: TrainerState, control: TrainerControl) {
-    control.shouldTrainingStop = false;
+    control.newTraining();
     return this.callEvent("onTrainBegin", args, state, control);
   }
   override onTrainEnd(args: TrainingArguments, state: TrainerState, control: TrainerControl) {
     return this.callEvent("onTrainEnd", args, state, control);
   }
   override onEpochBegin(args: TrainingArguments, state: TrainerState, control: TrainerControl) {
-    control.shouldEpochStop = false;
+    control.newEpoch();
     return this.callEvent("onEpochBegin", args, state, control);
   }
   override onEpochEnd(args: TrainingArguments, state: TrainerState, control: TrainerControl) {
     return this.callEvent("onEpochEnd", args, state, control);
   }
   override onStepBegin(args: TrainingArguments, state: TrainerState, control: TrainerControl) {
-    control.shouldLog = false;
-    control.shouldEvaluate = false;
-    control.shouldSave = false;
+    control.newStep();
     return this.callEvent("onStepBegin", args, state, control);
   }
   override onPreOptimizerStep(
@@ -283,14 +278,24 @@ function badReturn(callback: TrainerCallback, event: string, result: unknown): T
   );
 }
 
-/** An object from another copy of @trainkit/core still has every event method. */
-function looksLikeCallback(value: unknown): value is TrainerCallback {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as Record<string, unknown>).onStepEnd === "function" &&
-    typeof (value as Record<string, unknown>).onLog === "function"
+/**
+ * A callback that is not a TrainerCallback of this copy of @trainkit/core (one from another
+ * copy, or a hand-written object) must have every event method: the handler calls them all.
+ */
+function checkLooksLikeCallback(value: unknown, given: unknown): asserts value is TrainerCallback {
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(
+      `addCallback expects a TrainerCallback subclass or instance, got ${describe(given)}.`,
+    );
+  }
+  const missing = CALLBACK_EVENTS.filter(
+    (event) => typeof (value as Record<string, unknown>)[event] !== "function",
   );
+  if (missing.length > 0) {
+    throw new TypeError(
+      `addCallback expects a TrainerCallback subclass or instance, got ${describe(given)}, which has no ${missing.join(", ")} method${missing.length > 1 ? "s" : ""}. Extend TrainerCallback (class MyCallback extends TrainerCallback { ... }): it has a no-op method for every event.`,
+    );
+  }
 }
 
 function describe(value: unknown): string {

@@ -1,6 +1,8 @@
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
 import { FLOAT_LOG_KEY } from "../util/format-logs.js";
-import { dumpPythonJson, loadedNumberKind, parsePythonJson } from "../util/python-json.js";
+import { readJsonFile, writeFileAtomic } from "../util/json-file.js";
+import { dumpPythonJson, loadedNumberKind } from "../util/python-json.js";
+import { redactSecrets } from "../util/redact.js";
 import { collectStatefulCallbacks, type StatefulCallbacks } from "./exportable-state.js";
 
 /** One `log_history` entry: the logged values plus `step`, under HF's keys. */
@@ -133,10 +135,14 @@ export class TrainerState {
     this.saveSteps = resolve(args.saveSteps, this.saveSteps);
   }
 
-  /** HF's dict of the state: snake_case keys. */
+  /**
+   * HF's dict of the state: snake_case keys. Secrets in the callbacks' states (an API key a
+   * tracker kept, a URL with a password) are redacted: they never reach trainer_state.json.
+   */
   toJSON(): Record<string, unknown> {
     const out: Record<string, unknown> = { ...this.unknownFields };
     for (const [field, key] of Object.entries(FIELDS)) out[key] = this[field as FieldName];
+    out.stateful_callbacks = withoutSecrets(this.statefulCallbacks);
     return out;
   }
 
@@ -167,9 +173,7 @@ export class TrainerState {
 
   /** Writes `trainer_state.json` (to a temporary file first, so a crash never half-writes it). */
   saveToJson(path: string): void {
-    const temporary = `${path}.tmp-${process.pid}`;
-    writeFileSync(temporary, this.toJsonString());
-    renameSync(temporary, path);
+    writeFileAtomic(path, this.toJsonString());
   }
 
   /** Builds a state from HF's dict (snake_case keys), checking each known field's type. */
@@ -203,25 +207,17 @@ export class TrainerState {
 
   /** Reads a `trainer_state.json` written by HF transformers or by trainkit. */
   static loadFromJson(path: string): TrainerState {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (error) {
-      throw new Error(`Cannot read trainer state ${path}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    let data: unknown;
-    try {
-      data = parsePythonJson(text);
-    } catch (error) {
-      throw new Error(
-        `${path} is not valid JSON (${(error as Error).message}); the file is damaged or truncated.`,
-        { cause: error },
-      );
-    }
-    return TrainerState.fromJSON(data, path);
+    return TrainerState.fromJSON(readJsonFile(path), path);
   }
+}
+
+/**
+ * The callbacks' states with secrets redacted; the records themselves when they hold none, so
+ * that numbers read from a file keep the form they had there (`2.0` or `2`).
+ */
+function withoutSecrets(records: StatefulCallbacks): StatefulCallbacks {
+  const redacted = redactSecrets(records);
+  return isDeepStrictEqual(redacted, records) ? records : redacted;
 }
 
 function isNumber(value: unknown): value is number {

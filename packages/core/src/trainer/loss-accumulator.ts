@@ -47,12 +47,8 @@ export class LossAccumulator {
     return sum;
   }
 
-  /** Starts a new window (after a log). */
+  /** Starts a new window (after a log); frees the tensors it held (also at the end of training). */
   reset(): void {
-    this.replaceBase(0);
-  }
-
-  dispose(): void {
     this.replaceBase(0);
   }
 

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { TrainingArguments, type TrainingArgumentsOptions } from "../args/training-arguments.js";
 import { CallbackHandler, type CallbackLike } from "../callbacks/callback-handler.js";
@@ -11,8 +11,12 @@ import type { Logs, TrainerCallback } from "../callbacks/trainer-callback.js";
 import { TrainerControl } from "../state/trainer-control.js";
 import { TrainerState } from "../state/trainer-state.js";
 import { logger } from "../util/logger.js";
+import { guardIntegration, type FailurePolicy } from "../plugin/guard.js";
+import type { TrainkitPlugin } from "../plugin/define-plugin.js";
+import { checkReportTo, installedCandidates, selectPlugins } from "../plugin/select.js";
 import { selectBackend } from "./backend.js";
 import {
+  assignModelTensors,
   disposeCheckpoint,
   FILES,
   loadModelFiles,
@@ -26,11 +30,12 @@ import {
 } from "./checkpoint/checkpoint-files.js";
 import {
   CHECKPOINT_PREFIX,
+  deleteAllCheckpointsExcept,
   latestCheckpoint,
   removeTemporaryCheckpoints,
   rotateCheckpoints,
-  listCheckpoints,
   writeCheckpointDir,
+  type DeleteErrorHandler,
 } from "./checkpoint/checkpoint-dir.js";
 import { DataLoader, type DataCollator } from "./data/data-loader.js";
 import { exampleShapes, toDataset, type Dataset, type DatasetInput } from "./data/dataset.js";
@@ -39,14 +44,11 @@ import {
   isLayersModel,
   isTrainableModel,
   LayersModelAdapter,
+  type Batch,
   type TrainableModel,
 } from "./model/trainable-model.js";
-import {
-  createOptimizer,
-  decaysWeight,
-  parseOptimArgs,
-  type Optimizer,
-} from "./optim/optimizers.js";
+import { parseOptimArgs } from "../args/rules.js";
+import { createOptimizer, decaysWeight, type Optimizer } from "./optim/optimizers.js";
 import { LossAccumulator } from "./loss-accumulator.js";
 import { ScalarCache } from "./optim/scalars.js";
 import { LrScheduler, warmupStepsFor } from "./optim/schedulers.js";
@@ -74,6 +76,10 @@ export interface TrainerOptions {
   callbacks?: CallbackLike[];
   /** Replace the optimizer and/or the scheduler the Trainer would build (HF's `optimizers`). */
   optimizers?: [Optimizer | null, LrScheduler | null];
+  /** Plugins to offer besides the installed ones (for bundled apps); reportTo still selects. */
+  plugins?: TrainkitPlugin[];
+  /** What a failing integration does: "warn" (default) switches it off, "raise" stops training. */
+  failurePolicy?: FailurePolicy;
 }
 
 export interface TrainOutput {
@@ -116,10 +122,40 @@ export class Trainer {
   private dataSeed = 0;
   /** A promise from an async onInitEnd, awaited before any work. */
   private initDone: Promise<unknown> | undefined;
+  /** The integrations reportTo selects, created on first use (importing them is async). */
+  private integrations: Promise<void> | undefined;
+  private readonly plugins: readonly TrainkitPlugin[];
+  private readonly failurePolicy: FailurePolicy;
+  /** Whether the Trainer built the optimizer (it then frees it in dispose()). */
+  private createdOptimizer = false;
+  /** Whether the Trainer built the scheduler (it then builds a new one for each train()). */
+  private createdScheduler = false;
+  /** Whether this training has already warned that an old checkpoint could not be deleted. */
+  private deleteFailureReported = false;
 
   constructor(options: TrainerOptions) {
-    const { model, loss, args, callbacks = [], optimizers } = options;
+    const {
+      model,
+      loss,
+      args,
+      callbacks = [],
+      optimizers,
+      plugins = [],
+      failurePolicy = "warn",
+    } = options;
     this.args = args instanceof TrainingArguments ? args : new TrainingArguments(args ?? {});
+    if (failurePolicy !== "warn" && failurePolicy !== "raise")
+      throw new Error(
+        `failurePolicy must be "warn" or "raise" (got ${JSON.stringify(failurePolicy)}).`,
+      );
+    this.plugins = plugins;
+    this.failurePolicy = failurePolicy;
+    // reportTo's names are checked now, against what is installed; TRAINKIT_PLUGINS is imported later.
+    checkReportTo(
+      this.args.reportTo,
+      installedCandidates({ plugins }).map((c) => c.name),
+      Boolean(process.env.TRAINKIT_PLUGINS?.trim()),
+    );
     this.model = adaptModel(model, loss);
     if (this.model.trainableVariables().length === 0) {
       throw new Error(
@@ -159,8 +195,11 @@ export class Trainer {
     this.control = new TrainerControl();
     this.state.setStatefulCallbacks([...this.callbackHandler.callbacks, this.control]);
     const result = this.callbackHandler.onInitEnd(this.args, this.state, this.control);
-    if (result instanceof Promise) this.initDone = result.then((c) => (this.control = c));
-    else this.control = result;
+    if (result instanceof Promise) {
+      this.initDone = result.then((c) => (this.control = c));
+      // ready() rethrows the error; until then it is not an unhandled rejection.
+      this.initDone.catch(() => {});
+    } else this.control = result;
   }
 
   addCallback(callback: CallbackLike): void {
@@ -188,6 +227,20 @@ export class Trainer {
   }
 
   /**
+   * Frees the optimizer's tensors (its slots and cached scalars) when the Trainer created it;
+   * one passed in `optimizers` is the caller's to dispose. The model is never disposed. A later
+   * train() builds a new optimizer.
+   */
+  dispose(): void {
+    if (this.createdOptimizer && this.optimizer) {
+      this.optimizer.dispose();
+      this.optimizer = undefined;
+      this.callbackHandler.optimizer = undefined;
+    }
+    this.createdOptimizer = false;
+  }
+
+  /**
    * Trains the model. `resumeFromCheckpoint`: true for the latest checkpoint in outputDir, or
    * a checkpoint's path; the run then continues exactly where that checkpoint left off.
    */
@@ -207,6 +260,12 @@ export class Trainer {
       this.trainingLength(loader);
 
     const checkpointDir = this.resolveCheckpoint(resumeFromCheckpoint);
+    // HF: a scheduler the Trainer built belongs to one training; the next one gets a new one
+    // for its own steps (the one given in `optimizers` is kept).
+    if (this.createdScheduler) {
+      this.lrScheduler = undefined;
+      this.createdScheduler = false;
+    }
     this.ensureOptimizer(maxSteps);
     const optimizer = this.optimizer!;
     const scheduler = this.lrScheduler!;
@@ -244,6 +303,7 @@ export class Trainer {
       loader = this.dataLoader(this.trainDataset, "trainDataset", true);
     }
     removeTemporaryCheckpoints(args.outputDir);
+    this.deleteFailureReported = false;
 
     const variables = this.model.trainableVariables();
     const trLoss = new LossAccumulator(loop?.tr_loss ?? 0, args.loggingNanInfFilter);
@@ -289,6 +349,10 @@ export class Trainer {
 
     // The per-step events are awaited only when a callback returned a promise.
     let dispatched: TrainerControl | Promise<TrainerControl>;
+    // The tensors of the step in flight: freed in `finally` if a callback or the model throws.
+    let batch: Batch | undefined;
+    let accumulated: tf.Tensor[] | undefined;
+    let toApply: tf.Tensor[] | undefined;
     try {
       for (let epoch = epochsTrained; epoch < numTrainEpochs; epoch++) {
         const stepsInEpoch = loader.length ?? args.maxSteps * accumulation;
@@ -304,13 +368,17 @@ export class Trainer {
         // shorter group still ends in an optimizer step (HF counts from the first batch after
         // the skip, and a resumed epoch's short last group then never syncs).
         let step = skipped - 1;
-        let accumulated: tf.Tensor[] | undefined;
+        let exhausted = false;
         for (let update = Math.floor(skipped / accumulation); update < totalUpdates; update++) {
           const groupSize = update !== totalUpdates - 1 ? accumulation : remainder;
           for (let i = 0; i < groupSize; i++) {
-            let batch = batches.next();
-            if (batch instanceof Promise) batch = await batch;
-            if (!batch) break;
+            let next = batches.next();
+            if (next instanceof Promise) next = await next;
+            if (!next) {
+              exhausted = true;
+              break;
+            }
+            batch = next;
             step++;
             const syncStep = (step + 1) % accumulation === 0 || step + 1 === stepsInEpoch;
             if (step % accumulation === 0) {
@@ -319,18 +387,21 @@ export class Trainer {
             }
 
             // Forward and backward on the device; the loss stays there until the next log.
+            const inputs = batch;
+            const summedSoFar = accumulated;
             const [loss, grads] = tf.tidy(() => {
               const { value, grads } = tf.variableGrads(() => {
-                const loss = this.model.computeLoss(batch, { training: true });
+                const loss = this.model.computeLoss(inputs, { training: true });
                 return groupSize > 1 ? tf.div(loss, scalars.get(groupSize)) : loss;
               }, variables);
-              const stepGrads = variables.map((v) => grads[v.name]!);
-              const summed = accumulated
-                ? stepGrads.map((g, k) => tf.add(accumulated![k]!, g))
+              const stepGrads = variables.map((v) => grads[v.name] ?? missingGradient(v));
+              const summed = summedSoFar
+                ? stepGrads.map((g, k) => tf.add(summedSoFar[k]!, g))
                 : stepGrads;
               return [value, summed] as const;
             });
             tf.dispose(batch);
+            batch = undefined;
             if (accumulated) tf.dispose(accumulated);
             trLoss.add(loss, this.state.globalStep, lastLogged);
             accumulated = grads;
@@ -338,22 +409,25 @@ export class Trainer {
             if (!syncStep) {
               dispatched = handler.onSubstepEnd(args, this.state, this.control);
               this.control = dispatched instanceof Promise ? await dispatched : dispatched;
+              // HF checks the stop flags after a substep too: the group's gradients are dropped.
+              if (this.control.shouldEpochStop || this.control.shouldTrainingStop) break;
               continue;
             }
-            let toApply = accumulated;
+            toApply = accumulated;
+            accumulated = undefined;
             if (args.maxGradNorm > 0) {
-              const [norm, clipped] = clipByGlobalNorm(accumulated, args.maxGradNorm, scalars);
+              const [norm, clipped] = clipByGlobalNorm(toApply, args.maxGradNorm, scalars);
               gradNorm?.dispose();
               gradNorm = norm;
+              tf.dispose(toApply);
               toApply = clipped;
-              tf.dispose(accumulated);
             }
-            accumulated = undefined;
             dispatched = handler.onPreOptimizerStep(args, this.state, this.control);
             this.control = dispatched instanceof Promise ? await dispatched : dispatched;
             learningRate = scheduler.learningRate;
             optimizer.applyGradients(toApply, learningRate);
             tf.dispose(toApply);
+            toApply = undefined;
             dispatched = handler.onOptimizerStep(args, this.state, this.control);
             this.control = dispatched instanceof Promise ? await dispatched : dispatched;
             scheduler.step();
@@ -371,9 +445,13 @@ export class Trainer {
             }
             if (this.control.shouldEpochStop || this.control.shouldTrainingStop) break;
           }
-          if (this.control.shouldEpochStop || this.control.shouldTrainingStop) break;
+          // An exhausted stream ends the epoch: no more groups to try.
+          if (exhausted || this.control.shouldEpochStop || this.control.shouldTrainingStop) break;
         }
-        if (accumulated) tf.dispose(accumulated);
+        if (accumulated) {
+          tf.dispose(accumulated);
+          accumulated = undefined;
+        }
         if (step < 0 && skipped === 0) {
           logger.warn(
             `There seems not to be a single sample in epoch ${epoch} of trainDataset: stopping training.`,
@@ -391,7 +469,11 @@ export class Trainer {
       metrics.total_flos = this.state.totalFlos;
       metrics.train_loss = trainLoss;
       await this.log(metrics);
-      this.deleteLastCheckpointIfNotBest();
+      // HF: with saveTotalLimit 1, every checkpoint but the best is deleted at the end (during
+      // training, rotation keeps the newest next to the best).
+      const best = this.state.bestModelCheckpoint;
+      if (args.saveTotalLimit === 1 && best !== null)
+        deleteAllCheckpointsExcept(args.outputDir, best, this.onDeleteFailure);
       if (args.loadBestModelAtEnd && this.state.bestModelCheckpoint) {
         logger.info(
           `Loading the best model from ${this.state.bestModelCheckpoint} (${args.metricForBestModel}: ${this.state.bestMetric}).`,
@@ -401,7 +483,10 @@ export class Trainer {
       this.control = await handler.onTrainEnd(args, this.state, this.control);
       return { globalStep: this.state.globalStep, trainingLoss: trainLoss, metrics };
     } finally {
-      trLoss.dispose();
+      if (batch) tf.dispose(batch);
+      if (accumulated) tf.dispose(accumulated);
+      if (toApply) tf.dispose(toApply);
+      trLoss.reset();
       gradNorm?.dispose();
       scalars.clear();
     }
@@ -424,7 +509,7 @@ export class Trainer {
     const output = await this.evaluationLoop(
       loader,
       metricKeyPrefix,
-      this.computeMetrics === undefined,
+      this.args.predictionLossOnly || this.computeMetrics === undefined,
     );
     tf.dispose([output.predictions, output.labelIds ?? []]);
     const metrics = output.metrics;
@@ -456,7 +541,7 @@ export class Trainer {
       false,
     );
     const startTime = performance.now();
-    const output = await this.evaluationLoop(loader, metricKeyPrefix, false);
+    const output = await this.evaluationLoop(loader, metricKeyPrefix, this.args.predictionLossOnly);
     Object.assign(
       output.metrics,
       speedMetrics(
@@ -466,9 +551,15 @@ export class Trainer {
         Math.ceil(output.numSamples / this.args.perDeviceEvalBatchSize),
       ),
     );
-    this.control = await this.callbackHandler.onPredict(this.args, this.state, this.control, {
-      metrics: output.metrics,
-    });
+    try {
+      this.control = await this.callbackHandler.onPredict(this.args, this.state, this.control, {
+        metrics: output.metrics,
+      });
+    } catch (error) {
+      // The caller never gets the tensors: free them.
+      tf.dispose([output.predictions, output.labelIds ?? []]);
+      throw error;
+    }
     return { predictions: output.predictions, labelIds: output.labelIds, metrics: output.metrics };
   }
 
@@ -477,6 +568,33 @@ export class Trainer {
     if (this.initDone) {
       await this.initDone;
       this.initDone = undefined;
+    }
+    await (this.integrations ??= this.addIntegrations());
+  }
+
+  /**
+   * Selects the integrations (reportTo), creates their callbacks and puts them after
+   * DefaultFlowCallback and before the user's callbacks (HF's order), each guarded by the
+   * failure policy. They missed onInitEnd in the constructor, so they get it now.
+   */
+  private async addIntegrations(): Promise<void> {
+    const context = { args: this.args, env: process.env, logger };
+    const { plugins, summary } = await selectPlugins(this.args.reportTo, context, {
+      plugins: this.plugins,
+    });
+    logger.info(summary);
+    const callbacks = this.callbackHandler.callbacks;
+    let at = callbacks.findIndex((cb) => cb instanceof DefaultFlowCallback) + 1;
+    for (const plugin of plugins) {
+      const callback = guardIntegration(
+        await plugin.create(context),
+        plugin.name,
+        this.failurePolicy,
+        logger,
+      );
+      callbacks.splice(at++, 0, callback);
+      const result = callback.onInitEnd(this.args, this.state, this.control, { model: this.model });
+      if (result instanceof Promise) await result;
     }
   }
 
@@ -555,6 +673,7 @@ export class Trainer {
         dampening: typeof extra.dampening === "number" ? extra.dampening : 0,
         nesterov: extra.nesterov === true,
       });
+      this.createdOptimizer = true;
       this.callbackHandler.optimizer = this.optimizer;
     }
     if (!this.lrScheduler) {
@@ -565,6 +684,7 @@ export class Trainer {
         totalSteps: maxSteps,
         kwargs: args.lrSchedulerKwargs,
       });
+      this.createdScheduler = true;
       this.callbackHandler.lrScheduler = this.lrScheduler;
     }
   }
@@ -588,8 +708,7 @@ export class Trainer {
     optimizer: Optimizer,
     scheduler: LrScheduler,
   ): void {
-    const variables = this.model.variables?.() ?? this.model.trainableVariables();
-    variables.forEach((v, i) => v.assign(loaded.modelTensors[i]!));
+    assignModelTensors(this.model, loaded.modelTensors);
     if (loaded.optimizer) optimizer.setState(loaded.optimizer);
     if (loaded.schedulerState) scheduler.loadState(loaded.schedulerState);
     disposeCheckpoint(loaded);
@@ -629,6 +748,7 @@ export class Trainer {
     const state = this.state;
     const outputDir = args.outputDir;
     const step = state.globalStep;
+    const previousBest = state.bestModelCheckpoint;
     if (
       state.bestGlobalStep !== null &&
       (args.saveStrategy !== "best" || state.bestGlobalStep === step)
@@ -640,31 +760,45 @@ export class Trainer {
     const optimizer = this.optimizer!;
     const scheduler = this.lrScheduler!;
     const rng: RngState = { data_seed: this.dataSeed, generator: "splitmix32-fisher-yates" };
-    await writeCheckpointDir(outputDir, step, async (dir) => {
-      await saveModelFiles(dir, this.model);
-      if (!args.saveOnlyModel) {
-        await saveOptimizerFiles(dir, optimizer);
-        writeJson(dir, FILES.scheduler, scheduler.state());
-        writeJson(dir, FILES.rngState, rng);
-        writeJson(dir, FILES.loopState, loop);
-      }
-      state.saveToJson(join(dir, FILES.trainerState));
-      args.saveToJson(join(dir, FILES.trainingArgs));
-    });
-    rotateCheckpoints(outputDir, args.saveTotalLimit, state.bestModelCheckpoint);
+    try {
+      await writeCheckpointDir(outputDir, step, async (dir) => {
+        await saveModelFiles(dir, this.model);
+        if (!args.saveOnlyModel) {
+          await saveOptimizerFiles(dir, optimizer);
+          writeJson(dir, FILES.scheduler, scheduler.state());
+          writeJson(dir, FILES.rngState, rng);
+          writeJson(dir, FILES.loopState, loop);
+        }
+        state.saveToJson(join(dir, FILES.trainerState));
+        args.saveToJson(join(dir, FILES.trainingArgs));
+      });
+    } catch (error) {
+      // No checkpoint was written: the best one is still the one before.
+      state.bestModelCheckpoint = previousBest;
+      throw error;
+    }
+    rotateCheckpoints(
+      outputDir,
+      args.saveTotalLimit,
+      state.bestModelCheckpoint,
+      this.onDeleteFailure,
+    );
   }
 
   /**
-   * HF: with saveTotalLimit 1, every checkpoint but the best is deleted at the end (during
-   * training, rotation keeps the newest next to the best).
+   * An old checkpoint that cannot be deleted (a file held open: EBUSY, EPERM) does not stop the
+   * training, as HF's rmtree(ignore_errors=True); it is reported once per training.
    */
-  private deleteLastCheckpointIfNotBest(): void {
-    const best = this.state.bestModelCheckpoint;
-    if (this.args.saveTotalLimit !== 1 || best === null) return;
-    for (const { path } of listCheckpoints(this.args.outputDir))
-      if (resolve(path) !== resolve(best)) rmSync(path, { recursive: true, force: true });
-  }
+  private readonly onDeleteFailure: DeleteErrorHandler = (path, error) => {
+    if (this.deleteFailureReported) return;
+    this.deleteFailureReported = true;
+    const reason = (error as { code?: string }).code ?? (error as Error).message;
+    logger.warn(
+      `Could not delete the old checkpoint ${path} (${reason}); training goes on. Delete it by hand once it is free. Further checkpoints that cannot be deleted in this training are not reported.`,
+    );
+  };
 
+  /** The evaluation loop; on an error (model, callback, computeMetrics) every tensor is freed. */
   private async evaluationLoop(
     loader: DataLoader,
     prefix: string,
@@ -676,48 +810,63 @@ export class Trainer {
     let lossSum: tf.Scalar | undefined;
     const predictions: tf.Tensor[] = [];
     const labels: tf.Tensor[] = [];
+    let batch: Batch | null | undefined;
+    let allPredictions: tf.Tensor | undefined;
+    let allLabels: tf.Tensor | null = null;
     let numSamples = 0;
-    for (;;) {
-      const batch = await iterator.next();
-      if (!batch) break;
-      const size = Object.values(batch)[0]!.shape[0]!;
-      const labelTensor = batch.y ?? batch.labels;
-      tf.tidy(() => {
-        if (!lossOnly) predictions.push(tf.keep(this.model.predict(batch)));
-        if (labelTensor) {
-          const weighted = tf.mul(this.model.computeLoss(batch, { training: false }), size);
-          const next = tf.keep(lossSum ? tf.add(lossSum, weighted) : weighted) as tf.Scalar;
-          lossSum?.dispose();
-          lossSum = next;
-        }
-      });
-      const keepLabels = !lossOnly && labelTensor !== undefined;
-      if (keepLabels) labels.push(labelTensor);
-      for (const tensor of Object.values(batch))
-        if (!(keepLabels && tensor === labelTensor)) tensor.dispose();
-      numSamples += size;
-      this.control = await handler.onPredictionStep(this.args, this.state, this.control);
+    let returned = false;
+    try {
+      for (;;) {
+        batch = await iterator.next();
+        if (!batch) break;
+        const inputs = batch;
+        const size = Object.values(inputs)[0]!.shape[0]!;
+        const labelTensor = inputs.y ?? inputs.labels;
+        tf.tidy(() => {
+          if (!lossOnly) predictions.push(tf.keep(this.model.predict(inputs)));
+          if (labelTensor) {
+            const weighted = tf.mul(this.model.computeLoss(inputs, { training: false }), size);
+            const next = tf.keep(lossSum ? tf.add(lossSum, weighted) : weighted) as tf.Scalar;
+            lossSum?.dispose();
+            lossSum = next;
+          }
+        });
+        const keepLabels = !lossOnly && labelTensor !== undefined;
+        if (keepLabels) labels.push(labelTensor);
+        for (const tensor of Object.values(inputs))
+          if (!(keepLabels && tensor === labelTensor)) tensor.dispose();
+        batch = undefined;
+        numSamples += size;
+        this.control = await handler.onPredictionStep(this.args, this.state, this.control);
+      }
+      allPredictions = predictions.length > 0 ? tf.concat(predictions) : tf.tensor([]);
+      allLabels = labels.length > 0 ? tf.concat(labels) : null;
+      tf.dispose([...predictions, ...labels]);
+      predictions.length = 0;
+      labels.length = 0;
+      let metrics: Logs = {};
+      if (this.computeMetrics && !lossOnly && allLabels) {
+        metrics = checkMetrics(
+          await this.computeMetrics({ predictions: allPredictions, labelIds: allLabels }),
+        );
+      }
+      if (lossSum) metrics[`${prefix}_loss`] = lossSum.dataSync()[0]! / numSamples;
+      for (const key of Object.keys(metrics)) {
+        if (key.startsWith(`${prefix}_`)) continue;
+        const value = metrics[key]!;
+        delete metrics[key];
+        metrics[`${prefix}_${key}`] = value;
+      }
+      returned = true;
+      return { predictions: allPredictions, labelIds: allLabels, metrics, numSamples };
+    } finally {
+      // A batch that was being evaluated: its label tensor may be in `labels` already (a
+      // second dispose does nothing).
+      if (batch) tf.dispose(Object.values(batch));
+      tf.dispose([...predictions, ...labels]);
+      lossSum?.dispose();
+      if (!returned) tf.dispose([allPredictions ?? [], allLabels ?? []]);
     }
-    const allPredictions = predictions.length > 0 ? tf.concat(predictions) : tf.tensor([]);
-    const allLabels = labels.length > 0 ? tf.concat(labels) : null;
-    tf.dispose([...predictions, ...labels]);
-    let metrics: Logs = {};
-    if (this.computeMetrics && !lossOnly && allLabels) {
-      metrics = checkMetrics(
-        await this.computeMetrics({ predictions: allPredictions, labelIds: allLabels }),
-      );
-    }
-    if (lossSum) {
-      metrics[`${prefix}_loss`] = lossSum.dataSync()[0]! / numSamples;
-      lossSum.dispose();
-    }
-    for (const key of Object.keys(metrics)) {
-      if (key.startsWith(`${prefix}_`)) continue;
-      const value = metrics[key]!;
-      delete metrics[key];
-      metrics[`${prefix}_${key}`] = value;
-    }
-    return { predictions: allPredictions, labelIds: allLabels, metrics, numSamples };
   }
 }
 
@@ -733,6 +882,15 @@ function adaptModel(model: unknown, loss: string | LossFunction | undefined): Tr
   if (isTrainableModel(model)) return model;
   throw new Error(
     "model must be a tf.LayersModel or implement TrainableModel (trainableVariables, computeLoss, predict).",
+  );
+}
+
+/** The error for a trainable variable that got no gradient (tfjs would fail later with "got null"). */
+function missingGradient(variable: tf.Variable): never {
+  throw new Error(
+    variable.trainable
+      ? `The trainable variable "${variable.name}" got no gradient: it is not used by computeLoss; make it non-trainable or leave it out of trainableVariables().`
+      : `The variable "${variable.name}" is not trainable (trainable: false) but trainableVariables() returns it; leave it out of trainableVariables(), or make it trainable and use it in computeLoss.`,
   );
 }
 

@@ -56,3 +56,21 @@ export function redactSecrets<T>(value: T, key = ""): T {
   }
   return value;
 }
+
+/** `Bearer abc…`, `Basic abc…`: credentials after an auth scheme. */
+const AUTH_SCHEME = /\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+/g;
+/** `token=abc`, `api_key: abc`, `"password": "abc"`: a secret-named key and its value. */
+const SECRET_ASSIGNMENT =
+  /\b([\w.-]*(?:token|secret|password|passwd|api[_-]?key|access[_-]?key|credential|authorization)[\w.-]*)(["']?\s*[:=]\s*["']?)([^\s"',;)&]+)/gi;
+
+/**
+ * Free text (an error message, a server's reply) made safe to print: URL credentials, secret
+ * query parameters, auth-scheme credentials and `secret-name=value` pairs are masked.
+ */
+export function redactText(text: string): string {
+  return redactSecrets(text)
+    .replace(AUTH_SCHEME, `$1 ${REDACTED}`)
+    .replace(SECRET_ASSIGNMENT, (match, key: string, separator: string, value: string) =>
+      value === REDACTED ? match : `${key}${separator}${REDACTED}`,
+    );
+}

@@ -9,7 +9,7 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export const CHECKPOINT_PREFIX = "checkpoint-";
 /** Every folder whose name starts with this is unfinished or being deleted: never a checkpoint. */
@@ -161,14 +161,42 @@ function deleteCheckpoint(outputDir: string, path: string, step: number): void {
   rmSync(aside, { recursive: true, force: true });
 }
 
+/** Called when a checkpoint could not be deleted; without it, the error is thrown. */
+export type DeleteErrorHandler = (path: string, error: unknown) => void;
+
+/**
+ * Deletes each of `checkpoints` (as deleteCheckpoint does). A checkpoint that cannot be
+ * deleted (EBUSY, EPERM: a file held open, on Windows often) goes to `onError` and the others
+ * are still deleted, as HF's rmtree(ignore_errors=True); it stays whole, or is left aside under
+ * a temporary name that the next training removes.
+ */
+function deleteCheckpoints(
+  outputDir: string,
+  checkpoints: readonly CheckpointRef[],
+  onError: DeleteErrorHandler | undefined,
+): string[] {
+  const deleted: string[] = [];
+  for (const { path, step } of checkpoints) {
+    try {
+      deleteCheckpoint(outputDir, path, step);
+      deleted.push(path);
+    } catch (error) {
+      if (!onError) throw error;
+      onError(path, error);
+    }
+  }
+  return deleted;
+}
+
 /**
  * HF's save_total_limit rotation: keeps the newest and the best checkpoint, and deletes the
- * oldest others until max(limit, protected) remain.
+ * oldest others until max(limit, protected) remain. Returns the deleted paths.
  */
 export function rotateCheckpoints(
   outputDir: string,
   limit: number | null,
   best: string | null,
+  onError?: DeleteErrorHandler,
 ): string[] {
   if (limit === null || limit <= 0) return [];
   const checkpoints = listCheckpoints(outputDir);
@@ -178,14 +206,21 @@ export function rotateCheckpoints(
     newest,
     ...(best && checkpoints.some((c) => c.path === best) ? [best] : []),
   ]);
-  let excess = checkpoints.length - Math.max(limit, protectedPaths.size);
-  const deleted: string[] = [];
-  for (const { path, step } of checkpoints) {
-    if (excess <= 0) break;
-    if (protectedPaths.has(path)) continue;
-    deleteCheckpoint(outputDir, path, step);
-    deleted.push(path);
-    excess--;
-  }
-  return deleted;
+  const excess = Math.max(0, checkpoints.length - Math.max(limit, protectedPaths.size));
+  const doomed = checkpoints.filter((c) => !protectedPaths.has(c.path)).slice(0, excess);
+  return deleteCheckpoints(outputDir, doomed, onError);
+}
+
+/**
+ * Deletes every checkpoint in `outputDir` but `keep` (HF's end of training with
+ * save_total_limit 1: only the best remains), each crash-safely. Returns the deleted paths.
+ */
+export function deleteAllCheckpointsExcept(
+  outputDir: string,
+  keep: string,
+  onError?: DeleteErrorHandler,
+): string[] {
+  const kept = resolve(keep);
+  const doomed = listCheckpoints(outputDir).filter((c) => resolve(c.path) !== kept);
+  return deleteCheckpoints(outputDir, doomed, onError);
 }

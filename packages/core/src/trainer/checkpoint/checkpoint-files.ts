@@ -1,11 +1,12 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { TrainerState } from "../../state/trainer-state.js";
-import { loadTensors, readJson, saveTensors } from "../model/model-io.js";
+import { readJsonFile, writeFileAtomic } from "../../util/json-file.js";
+import { dumpPythonJson } from "../../util/python-json.js";
+import { loadTensors, saveTensors } from "../model/model-io.js";
 import type { TrainableModel } from "../model/trainable-model.js";
 import type { Optimizer, OptimizerState } from "../optim/optimizers.js";
-import type { LrScheduler } from "../optim/schedulers.js";
 
 /** HF's file names, plus trainkit's loop state (what makes a resumed run log the same). */
 export const FILES = {
@@ -44,11 +45,15 @@ export async function saveModelFiles(dir: string, model: TrainableModel): Promis
   );
 }
 
+/** Assigns checked tensors (from loadTensors or readCheckpoint) to the model's variables. */
+export function assignModelTensors(model: TrainableModel, tensors: readonly tf.Tensor[]): void {
+  modelVariables(model).forEach((v, i) => v.assign(tensors[i]!));
+}
+
 /** Reads and checks a checkpoint's model weights, then assigns them; nothing changes on error. */
 export function loadModelFiles(dir: string, model: TrainableModel): void {
-  const variables = modelVariables(model);
-  const tensors = loadTensors(dir, variables);
-  variables.forEach((v, i) => v.assign(tensors[i]!));
+  const tensors = loadTensors(dir, modelVariables(model));
+  assignModelTensors(model, tensors);
   tf.dispose(tensors);
 }
 
@@ -57,13 +62,14 @@ export async function saveOptimizerFiles(dir: string, optimizer: Optimizer): Pro
   const slotNames = Object.keys(slots[0] ?? {});
   const tensors = slots.flatMap((slot) => slotNames.map((name) => slot[name]!));
   const names = slots.flatMap((_, i) => slotNames.map((name) => `${i}/${name}`));
-  await saveTensors(dir, tensors, names, undefined, {
-    json: FILES.optimizerJson,
-    bin: FILES.optimizerBin,
-  });
-  const manifest = readJson(join(dir, FILES.optimizerJson)) as Record<string, unknown>;
-  Object.assign(manifest, { optimizer: optimizer.name, step, slot_names: slotNames });
-  writeFileSync(join(dir, FILES.optimizerJson), `${JSON.stringify(manifest)}\n`);
+  await saveTensors(
+    dir,
+    tensors,
+    names,
+    undefined,
+    { json: FILES.optimizerJson, bin: FILES.optimizerBin },
+    { optimizer: optimizer.name, step, slot_names: slotNames },
+  );
 }
 
 /** Everything needed to resume, read and checked before any of it is applied. */
@@ -98,7 +104,7 @@ export function readCheckpoint(
       );
     }
     const optimizerJson = join(dir, FILES.optimizerJson);
-    const manifest = readJson(optimizerJson) as {
+    const manifest = readJsonFile(optimizerJson) as {
       optimizer?: unknown;
       step?: unknown;
       slot_names?: unknown;
@@ -134,18 +140,18 @@ export function readCheckpoint(
       ),
     };
     const schedulerJson = join(dir, FILES.scheduler);
-    const schedulerState = readJson(schedulerJson) as { step_count?: unknown } | null;
+    const schedulerState = readJsonFile(schedulerJson) as { step_count?: unknown } | null;
     if (typeof schedulerState?.step_count !== "number")
       throw new Error(`${schedulerJson} has no step_count: the file is damaged.`);
     loaded.schedulerState = schedulerState;
     const rngJson = join(dir, FILES.rngState);
-    const rng = readJson(rngJson) as RngState | null;
+    const rng = readJsonFile(rngJson) as RngState | null;
     if (typeof rng?.data_seed !== "number")
       throw new Error(`${rngJson} has no data_seed: the file is damaged.`);
     loaded.rng = rng;
     const loopJson = join(dir, FILES.loopState);
     if (existsSync(loopJson)) {
-      const loop = readJson(loopJson) as Partial<LoopState> | null;
+      const loop = readJsonFile(loopJson) as Partial<LoopState> | null;
       for (const key of ["tr_loss", "total_loss_scalar", "globalstep_last_logged"] as const)
         if (typeof loop?.[key] !== "number")
           throw new Error(`${loopJson} has no ${key}: the file is damaged.`);
@@ -163,8 +169,16 @@ export function disposeCheckpoint(loaded: LoadedCheckpoint): void {
   if (loaded.optimizer) tf.dispose(loaded.optimizer.slots.flatMap((slot) => Object.values(slot)));
 }
 
-export function writeJson(dir: string, file: string, value: unknown): void {
-  writeFileSync(join(dir, file), `${JSON.stringify(value, null, 2)}\n`);
-}
+/** Keys of the checkpoint's JSON files that hold floats, written as Python writes floats. */
+const FLOAT_KEYS = new Set(["tr_loss", "total_loss_scalar", "base_lr"]);
 
-export type { LrScheduler };
+/**
+ * Writes one of the checkpoint's JSON files as Python's json module would: NaN and ±Infinity
+ * (a diverged loss) stay numbers instead of becoming null, and `readCheckpoint` reads them back.
+ */
+export function writeJson(dir: string, file: string, value: unknown): void {
+  writeFileAtomic(
+    join(dir, file),
+    dumpPythonJson(value, { isFloat: (path) => FLOAT_KEYS.has(path.at(-1) ?? "") }),
+  );
+}

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { sameShape } from "../../util/shapes.js";
 
 /** One example: named fields, each a number, a (nested) array or typed array, or a tensor. */
 export type Example = Record<string, unknown>;
@@ -319,7 +320,7 @@ function write(
   if (value instanceof tf.Tensor) {
     const rest = shape.slice(depth);
     const given: readonly number[] = value.shape;
-    if (given.length !== rest.length || given.some((d, k) => d !== rest[k]))
+    if (!sameShape(given, rest))
       return given[0] !== expected
         ? { kind: "shape", path, got: given[0] ?? 1 }
         : {

@@ -1,6 +1,8 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { readJsonFile, writeFileAtomic } from "../../util/json-file.js";
+import { sameShape } from "../../util/shapes.js";
 
 export const MODEL_FILE = "model.json";
 export const WEIGHTS_FILE = "weights.bin";
@@ -14,7 +16,8 @@ interface ModelJson {
 
 /**
  * Writes variables as model.json + weights.bin in tfjs-node's layout, so that
- * `tf.loadLayersModel("file://…/model.json")` reads a LayersModel's checkpoint.
+ * `tf.loadLayersModel("file://…/model.json")` reads a LayersModel's checkpoint. `extra` fields
+ * are written into the JSON file next to the manifest (the optimizer's name and step, ...).
  */
 export async function saveTensors(
   dir: string,
@@ -22,6 +25,7 @@ export async function saveTensors(
   names: readonly string[],
   topology?: object,
   files = { json: MODEL_FILE, bin: WEIGHTS_FILE },
+  extra: Record<string, unknown> = {},
 ): Promise<void> {
   const named = tensors.map((tensor, i) => ({ name: names[i]!, tensor }));
   const { data, specs } = await tf.io.encodeWeights(named);
@@ -30,9 +34,10 @@ export async function saveTensors(
     generatedBy: `TensorFlow.js tfjs v${tf.version.tfjs}`,
     modelTopology: topology ?? null,
     weightsManifest: [{ paths: [files.bin], weights: specs }],
+    ...extra,
   };
-  writeFileSync(join(dir, files.bin), Buffer.from(data as ArrayBuffer));
-  writeFileSync(join(dir, files.json), `${JSON.stringify(json)}\n`);
+  writeFileAtomic(join(dir, files.bin), new Uint8Array(data as ArrayBuffer));
+  writeFileAtomic(join(dir, files.json), `${JSON.stringify(json)}\n`);
 }
 
 /** Bytes a weight spec takes in the .bin file (quantized weights take their stored size). */
@@ -73,7 +78,7 @@ export function loadTensors(
 ): tf.Tensor[] {
   const jsonPath = join(dir, files.json);
   const binPath = join(dir, files.bin);
-  const manifest = readJson(jsonPath) as ModelJson | null;
+  const manifest = readJsonFile(jsonPath) as ModelJson | null;
   const groups = manifest?.weightsManifest;
   if (!Array.isArray(groups) || groups.length === 0 || !Array.isArray(groups[0]?.weights))
     throw new Error(
@@ -99,7 +104,7 @@ export function loadTensors(
   }
   checked.forEach((spec, i) => {
     const want = expected[i]!;
-    if (spec.shape.join("x") !== want.shape.join("x")) {
+    if (!sameShape(spec.shape, want.shape)) {
       throw new Error(
         `${jsonPath}: tensor ${i} ("${spec.name}") has shape [${spec.shape}] but ${owner}'s has shape [${want.shape}]: the checkpoint was written by a different model.`,
       );
@@ -132,26 +137,4 @@ export function loadTensors(
   const buffer = new Uint8Array(data).buffer;
   const decoded = tf.io.decodeWeights(buffer, checked);
   return checked.map((spec) => decoded[spec.name]!);
-}
-
-export function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    throw new Error(
-      `Checkpoint file ${path} is missing or unreadable: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new Error(
-      `Checkpoint file ${path} is not valid JSON (${(error as Error).message}): it is damaged or cut short.`,
-      {
-        cause: error,
-      },
-    );
-  }
 }

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { fits, sameShape } from "../../util/shapes.js";
 import { isSparseLoss, resolveLoss, type LossFunction } from "./losses.js";
 
 /** A batch: named tensors whose first dimension indexes examples (`x`, `y`, ...). */
@@ -89,7 +90,7 @@ export class LayersModelAdapter implements TrainableModel {
   /** The batch's x, checked against the model's input shape (tf.layers' own error names neither). */
   private input(batch: Batch): tf.Tensor {
     const x = requireField(batch, "x");
-    if (!fitsBatch(x.shape, this.inputShape)) this.checkInput(x.shape.slice(1), "The batch's x");
+    if (!fits(x.shape, this.inputShape, 1)) this.checkInput(x.shape.slice(1), "The batch's x");
     return x;
   }
 
@@ -135,22 +136,6 @@ export class LayersModelAdapter implements TrainableModel {
     }
     return y;
   }
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-/** Whether a batch's shape (with its batch dimension) fits the model's per-example shape. */
-function fitsBatch(shape: readonly number[], wanted: readonly (number | null)[]): boolean {
-  if (shape.length !== wanted.length + 1) return false;
-  for (let i = 0; i < wanted.length; i++)
-    if (wanted[i] !== null && wanted[i] !== shape[i + 1]) return false;
-  return true;
-}
-
-function fits(shape: readonly number[], wanted: readonly (number | null)[]): boolean {
-  return shape.length === wanted.length && wanted.every((d, i) => d === null || d === shape[i]);
 }
 
 export function isLayersModel(value: unknown): value is tf.LayersModel {

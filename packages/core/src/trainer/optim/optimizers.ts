@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { OptimizerName } from "../../args/options.js";
+import { sameShape } from "../../util/shapes.js";
 import { ScalarCache } from "./scalars.js";
 
 /**
@@ -61,16 +62,7 @@ export function decaysWeight(variableName: string): boolean {
   return !NO_DECAY.some((pattern) => pattern.test(name));
 }
 
-/** HF's optim_args: "momentum=0.9,nesterov=True" → { momentum: 0.9, nesterov: true }. */
-export function parseOptimArgs(text: string | null): Record<string, number | boolean> {
-  const out: Record<string, number | boolean> = {};
-  if (!text) return out;
-  for (const pair of text.split(",")) {
-    const [key = "", raw = ""] = pair.split("=").map((s) => s.trim());
-    out[key] = /^true$/i.test(raw) ? true : /^false$/i.test(raw) ? false : Number(raw);
-  }
-  return out;
-}
+export { parseOptimArgs } from "../../args/rules.js";
 
 export function createOptimizer(config: OptimizerConfig): Optimizer {
   checkConfig(config);
@@ -137,7 +129,7 @@ function checkState(
         throw new Error(
           `The ${name} optimizer state has no ${slotName} for variable ${i} (${variables[i]!.name}).`,
         );
-      if (tensor.shape.length !== shape.length || tensor.shape.some((d, k) => d !== shape[k]))
+      if (!sameShape(tensor.shape, shape))
         throw new Error(
           `The ${name} optimizer state's ${slotName} for variable ${i} (${variables[i]!.name}) has shape [${tensor.shape}] but the variable has [${shape}]; it was saved for a different model.`,
         );
@@ -177,7 +169,8 @@ class AdamFamily implements Optimizer {
     const c = this.constants;
     tf.tidy(() => {
       const stepSize = tf.scalar(lr / bc1);
-      const shrink = tf.scalar(1 - lr * weightDecay);
+      // AdamW's decay factor, only when some variable decays with it: no upload otherwise.
+      const shrink = decoupled && weightDecay !== 0 ? tf.scalar(1 - lr * weightDecay) : undefined;
       const correction = tf.scalar(1 / bc2Sqrt);
       for (let i = 0; i < variables.length; i++) {
         const p = variables[i]!;
@@ -187,7 +180,7 @@ class AdamFamily implements Optimizer {
         const m = tf.add(tf.mul(this.m[i]!, c.get(beta1)), tf.mul(g, c.get(1 - beta1)));
         const v = tf.add(tf.mul(this.v[i]!, c.get(beta2)), tf.mul(tf.square(g), c.get(1 - beta2)));
         const denom = tf.add(tf.mul(tf.sqrt(v), correction), c.get(epsilon));
-        const base = decays && decoupled ? tf.mul(p, shrink) : p;
+        const base = decays && shrink ? tf.mul(p, shrink) : p;
         p.assign(tf.sub(base, tf.mul(stepSize, tf.div(m, denom))));
         this.m[i]!.assign(m);
         this.v[i]!.assign(v);

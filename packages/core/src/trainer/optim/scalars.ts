@@ -5,14 +5,13 @@ import * as tf from "@tensorflow/tfjs";
  * passed to a tf op is uploaded as a new tensor each time, which costs as much as a small op.
  */
 export class ScalarCache {
+  // No eviction: the values are a handful of fixed hyperparameters, and evicting could dispose a
+  // scalar that an op of the current step still uses.
   private readonly scalars = new Map<number, tf.Scalar>();
-
-  constructor(private readonly limit = 4096) {}
 
   get(value: number): tf.Scalar {
     let scalar = this.scalars.get(value);
     if (!scalar) {
-      if (this.scalars.size >= this.limit) this.clear();
       scalar = tf.keep(tf.scalar(value));
       this.scalars.set(value, scalar);
     }

@@ -1,0 +1,70 @@
+import type { TrainingArguments } from "../args/training-arguments.js";
+import type { TrainerCallback } from "../callbacks/trainer-callback.js";
+import type { Logger } from "../util/logger.js";
+
+/** What a plugin gets when it is checked and when its callback is created. */
+export interface PluginContext {
+  args: TrainingArguments;
+  /** The environment to read configuration from (process.env unless a test gives another). */
+  env: Record<string, string | undefined>;
+  logger: Logger;
+}
+
+/** Whether a plugin can run now, and if not, what to set. */
+export type Availability = { available: true } | { available: false; reason: string };
+
+export interface PluginDefinition {
+  /** The report_to name, e.g. "tensorboard"; lowercase letters, digits, _ and -. */
+  name: string;
+  /** Installed and configured? Plugins without this hook are always available. */
+  isAvailable?(context: PluginContext): Availability | boolean;
+  /** The callback that reports this run. */
+  create(context: PluginContext): TrainerCallback | Promise<TrainerCallback>;
+}
+
+/** A plugin, as a plugin package's default export. */
+export interface TrainkitPlugin extends Required<Pick<PluginDefinition, "name" | "create">> {
+  readonly kind: "trainkit-plugin";
+  isAvailable(context: PluginContext): Availability;
+}
+
+const NAME = /^[a-z][a-z0-9_-]*$/;
+
+/** Declares a plugin: the value a plugin package exports as default. */
+export function definePlugin(definition: PluginDefinition): TrainkitPlugin {
+  if (typeof definition !== "object" || definition === null)
+    throw new TypeError("definePlugin expects { name, isAvailable?, create }.");
+  const { name, isAvailable, create } = definition;
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new TypeError(
+      `definePlugin: name must be lowercase letters, digits, "_" or "-", starting with a letter (got ${JSON.stringify(name)}).`,
+    );
+  }
+  if (typeof create !== "function")
+    throw new TypeError(
+      `definePlugin "${name}": create must be a function returning a TrainerCallback.`,
+    );
+  if (isAvailable !== undefined && typeof isAvailable !== "function")
+    throw new TypeError(`definePlugin "${name}": isAvailable must be a function if given.`);
+  return Object.freeze({
+    kind: "trainkit-plugin" as const,
+    name,
+    create,
+    isAvailable(context: PluginContext): Availability {
+      if (!isAvailable) return { available: true };
+      const result = isAvailable(context);
+      if (typeof result === "boolean")
+        return result ? { available: true } : { available: false, reason: "not configured" };
+      return result;
+    },
+  });
+}
+
+export function isTrainkitPlugin(value: unknown): value is TrainkitPlugin {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { kind?: unknown }).kind === "trainkit-plugin" &&
+    typeof (value as { create?: unknown }).create === "function"
+  );
+}

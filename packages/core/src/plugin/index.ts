@@ -1,0 +1,25 @@
+// @trainkit/core/plugin: what every integration needs.
+export {
+  definePlugin,
+  isTrainkitPlugin,
+  type Availability,
+  type PluginContext,
+  type PluginDefinition,
+  type TrainkitPlugin,
+} from "./define-plugin.js";
+export { flattenDict, keySanitizers, numericLogs, rewriteLogs } from "./logs.js";
+export { REDACTED, isSecretKey, redactSecrets, redactText } from "../util/redact.js";
+export { TrainerCallback, type CallbackContext, type Logs } from "../callbacks/trainer-callback.js";
+export type { TrainingArguments } from "../args/training-arguments.js";
+export type { TrainerState } from "../state/trainer-state.js";
+export type { TrainerControl } from "../state/trainer-control.js";
+export { discoverPlugins, findApplicationManifest, type DiscoveredPlugin } from "./discovery.js";
+export { FIRST_PARTY, FIRST_PARTY_ORDER } from "./first-party.js";
+export {
+  checkReportTo,
+  installedCandidates,
+  selectPlugins,
+  type PluginSources,
+  type Selection,
+} from "./select.js";
+export { guardIntegration, type FailurePolicy } from "./guard.js";
