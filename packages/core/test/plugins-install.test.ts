@@ -1,5 +1,5 @@
 // Real installs: temporary applications outside the workspace install packed tarballs of
-// @trainkit/core and two third-party plugins from another scope (test/fixtures/plugins), with
+// @trainkit/core and two third-party plugins from another scope (packages/testkit/test/fixtures/plugins), with
 // npm and with pnpm, and train there. What reportTo "all", "none" and lists select, and every
 // error, is checked in each.
 import { execFileSync } from "node:child_process";
@@ -9,7 +9,8 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 
 const core = resolve(import.meta.dirname, "..");
-const fixtures = join(core, "test/fixtures/plugins");
+// The third-party fixture plugins live with the testkit, which runs its conformance suite on them.
+const fixtures = join(core, "../testkit/test/fixtures/plugins");
 const work = mkdtempSync(join(tmpdir(), "trainkit-install-"));
 const tarballs: Record<string, string> = {};
 afterAll(() => rmSync(work, { recursive: true, force: true }));

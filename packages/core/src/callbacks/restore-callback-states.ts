@@ -20,6 +20,12 @@ export function restoreCallbackStates(
   handler: CallbackHandler,
   control: TrainerControl,
   stored: StatefulCallbacks,
+  {
+    onRestore = (restored) => restored,
+  }: {
+    /** Called with each rebuilt callback and the one it replaces; returns what goes in the list. */
+    onRestore?: (restored: TrainerCallback, replaced: TrainerCallback) => TrainerCallback;
+  } = {},
 ): TrainerControl {
   const notFound: string[] = [];
   for (const [name, data] of Object.entries(stored)) {
@@ -40,7 +46,8 @@ export function restoreCallbackStates(
       const record = records[n];
       if (!record) return;
       const cls = callback.constructor as unknown as ExportableStateClass;
-      handler.callbacks[index] = cls.fromState(record) as unknown as TrainerCallback;
+      const restored = cls.fromState(record) as unknown as TrainerCallback;
+      handler.callbacks[index] = onRestore(restored, callback);
     });
   }
   if (notFound.length > 0) {

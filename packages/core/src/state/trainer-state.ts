@@ -216,7 +216,10 @@ export class TrainerState {
  * that numbers read from a file keep the form they had there (`2.0` or `2`).
  */
 function withoutSecrets(records: StatefulCallbacks): StatefulCallbacks {
-  const redacted = redactSecrets(records);
+  // The keys are class names (a TokenCounter is no secret): only the records are redacted.
+  const redacted = Object.fromEntries(
+    Object.entries(records).map(([name, record]) => [name, redactSecrets(record)]),
+  );
   return isDeepStrictEqual(redacted, records) ? records : redacted;
 }
 

@@ -73,19 +73,27 @@ async function importIfInstalled(pkg: string): Promise<boolean> {
     await import(pkg);
     return true;
   } catch (error) {
-    if (!isNotFound(error)) throw error;
+    if (!isNotFound(error, pkg)) throw error;
   }
   try {
     const fromApp = createRequire(join(process.cwd(), "package.json")).resolve(pkg);
     await import(pathToFileURL(fromApp).href);
     return true;
   } catch (error) {
-    if (isNotFound(error)) return false;
+    if (isNotFound(error, pkg)) return false;
     throw error;
   }
 }
 
-function isNotFound(error: unknown): boolean {
-  const code = (error as { code?: string }).code;
-  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+/**
+ * Whether an import failed because the package is not installed: Node's codes, and the
+ * "Could not resolve" / "Failed to resolve" of bundlers and Vite-based test runners.
+ */
+function isNotFound(error: unknown, pkg?: string): boolean {
+  const { code, message = "" } = error as { code?: string; message?: string };
+  if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") return true;
+  return (
+    /Cannot find (module|package)|Could not resolve|Failed to (resolve|load)/.test(message) &&
+    (!pkg || message.includes(pkg))
+  );
 }

@@ -125,6 +125,8 @@ export class Trainer {
   /** The integrations reportTo selects, created on first use (importing them is async). */
   private integrations: Promise<void> | undefined;
   private readonly plugins: readonly TrainkitPlugin[];
+  /** The integration callbacks, by the plugin name they report as. */
+  private readonly integrationNames = new WeakMap<TrainerCallback, string>();
   private readonly failurePolicy: FailurePolicy;
   /** Whether the Trainer built the optimizer (it then frees it in dispose()). */
   private createdOptimizer = false;
@@ -284,6 +286,8 @@ export class Trainer {
           this.callbackHandler,
           this.control,
           loaded.state.statefulCallbacks,
+          // A rebuilt integration keeps its failure guard.
+          { onRestore: (restored, replaced) => this.guardAs(replaced, restored) },
         );
       this.applyCheckpoint(loaded, optimizer, scheduler);
       loop = loaded.loop;
@@ -572,6 +576,18 @@ export class Trainer {
     await (this.integrations ??= this.addIntegrations());
   }
 
+  private guard(callback: TrainerCallback, name: string): TrainerCallback {
+    const guarded = guardIntegration(callback, name, this.failurePolicy, logger);
+    this.integrationNames.set(guarded, name);
+    return guarded;
+  }
+
+  /** `restored` guarded as the integration `replaced` was; other callbacks as they are. */
+  private guardAs(replaced: TrainerCallback, restored: TrainerCallback): TrainerCallback {
+    const name = this.integrationNames.get(replaced);
+    return name === undefined ? restored : this.guard(restored, name);
+  }
+
   /**
    * Selects the integrations (reportTo), creates their callbacks and puts them after
    * DefaultFlowCallback and before the user's callbacks (HF's order), each guarded by the
@@ -586,12 +602,7 @@ export class Trainer {
     const callbacks = this.callbackHandler.callbacks;
     let at = callbacks.findIndex((cb) => cb instanceof DefaultFlowCallback) + 1;
     for (const plugin of plugins) {
-      const callback = guardIntegration(
-        await plugin.create(context),
-        plugin.name,
-        this.failurePolicy,
-        logger,
-      );
+      const callback = this.guard(await plugin.create(context), plugin.name);
       callbacks.splice(at++, 0, callback);
       const result = callback.onInitEnd(this.args, this.state, this.control, { model: this.model });
       if (result instanceof Promise) await result;
