@@ -1,6 +1,7 @@
 // `pnpm bench`: every benchmark in turn; each prints its figures and writes bench/results/*.json.
 import "@tensorflow/tfjs-backend-wasm";
 import { benchDispatch } from "./dispatch.js";
+import { benchTensorBoard } from "./tensorboard.js";
 import { machineInfo, writeResult } from "./measure.js";
 import { benchTraining } from "./training.js";
 
@@ -29,3 +30,5 @@ const path = writeResult("training", {
   results,
 });
 console.log(`  written to ${path}`);
+
+benchTensorBoard();

@@ -70,7 +70,8 @@ const args = new TrainingArguments({
   saveTotalLimit: 2,
   loadBestModelAtEnd: true,
   metricForBestModel: "accuracy",
-  reportTo: "none",
+  // reportTo "all" (the default): @trainkit/callback-tensorboard is installed, so it writes
+  // TensorBoard logs under outputDir/runs.
   disableTqdm: !process.stdout.isTTY,
 });
 
@@ -104,4 +105,10 @@ console.log(
 );
 console.log(
   `Final model written to ${args.outputDir}/final/model.json; load it with tf.loadLayersModel.`,
+);
+console.log(
+  `TensorBoard logs are in ${args.outputDir}/runs/; open them with: tensorboard --logdir ${process.cwd()}/${args.outputDir}/runs`,
+);
+console.log(
+  `(after \`pnpm test\`, the repo's .venv has TensorBoard: ../../.venv/bin/tensorboard --logdir ${args.outputDir}/runs)`,
 );

@@ -15,13 +15,32 @@ const packages = readdirSync(join(root, "packages"))
   .map((dir) => ({ dir, manifest: JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) }))
   .filter(({ manifest }) => !manifest.private);
 
-describe.each(packages)("$manifest.name", ({ dir, manifest }) => {
-  test("packs, installs and imports in a fresh folder", () => {
+/** Packs a package once; the tarball's path. */
+const tarballs = new Map<string, string>();
+function pack(dir: string): string {
+  let tarball = tarballs.get(dir);
+  if (!tarball) {
     const out = execFileSync("pnpm", ["pack", "--pack-destination", work], {
       cwd: dir,
       encoding: "utf8",
     });
-    const tarball = out.trim().split("\n").pop()!.trim();
+    tarball = out.trim().split("\n").pop()!.trim();
+    tarballs.set(dir, tarball);
+  }
+  return tarball;
+}
+
+/** The workspace packages a package needs (dependencies and peers named @trainkit/*), packed. */
+function workspaceTarballs(manifest: Record<string, Record<string, string>>): string[] {
+  const names = Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies }).filter(
+    (n) => n.startsWith("@trainkit/"),
+  );
+  return names.map((name) => pack(packages.find((p) => p.manifest.name === name)!.dir));
+}
+
+describe.each(packages)("$manifest.name", ({ dir, manifest }) => {
+  test("packs, installs and imports in a fresh folder", () => {
+    const tarball = pack(dir);
     const listing = execFileSync("tar", ["-tzf", tarball], { encoding: "utf8" });
     expect(listing).toContain("package/dist/index.js");
     expect(listing).toContain("package/dist/index.d.ts");
@@ -33,7 +52,12 @@ describe.each(packages)("$manifest.name", ({ dir, manifest }) => {
       join(app, "package.json"),
       JSON.stringify({ name: "app", private: true, type: "module" }),
     );
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", tarball], { cwd: app });
+    // With the workspace packages it needs, as the registry would provide them.
+    execFileSync(
+      "npm",
+      ["install", "--no-audit", "--no-fund", tarball, ...workspaceTarballs(manifest)],
+      { cwd: app },
+    );
 
     const exportsSeen = execFileSync(
       "node",

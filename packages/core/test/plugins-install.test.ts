@@ -3,7 +3,15 @@
 // npm and with pnpm, and train there. What reportTo "all", "none" and lists select, and every
 // error, is checked in each.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -25,6 +33,7 @@ beforeAll(() => {
       .pop()!
       .trim();
   tarballs.core = packed(core, "pnpm");
+  tarballs.tensorboard = packed(join(core, "../callback-tensorboard"), "pnpm");
   tarballs.jsonl = join(packs, packed(join(fixtures, "acme-jsonl"), "npm"));
   tarballs.flaky = join(packs, packed(join(fixtures, "acme-flaky"), "npm"));
 }, 120_000);
@@ -57,6 +66,7 @@ function makeApp(manager: "npm" | "pnpm"): string {
   mkdirSync(dir);
   const dependencies = {
     "@trainkit/core": `file:${tarballs.core}`,
+    "@trainkit/callback-tensorboard": `file:${tarballs.tensorboard}`,
     "@acme/trainkit-jsonl": `file:${tarballs.jsonl}`,
     "@acme/trainkit-flaky": `file:${tarballs.flaky}`,
     "@tensorflow/tfjs": "4.22.0",
@@ -117,7 +127,15 @@ describe.each(["npm", "pnpm"] as const)("installed with %s", (manager) => {
     expect(result.error).toBeUndefined();
     expect(result.globalStep).toBe(4);
     const summary = result.messages.find((m) => m.includes("Integrations:"))!;
-    expect(summary).toContain("acme_flaky [@acme/trainkit-flaky@1.0.0]");
+    // First-party integrations come first, in their fixed order, then third-party ones.
+    expect(summary).toContain(
+      "Integrations: tensorboard [@trainkit/callback-tensorboard@0.1.0], acme_flaky [@acme/trainkit-flaky@1.0.0]",
+    );
+    const runs = join(app, "out/runs");
+    const events = readdirSync(runs, { recursive: true })
+      .map(String)
+      .filter((f) => f.includes("events.out.tfevents."));
+    expect(events.length).toBeGreaterThan(0);
     expect(summary).toContain("skipped: acme_jsonl (set ACME_JSONL_DIR)");
     // The flaky plugin threw in onLog: reported once, secret masked, training went on.
     const failures = result.messages.filter((m) => m.includes('Integration "acme_flaky" failed'));
@@ -206,6 +224,7 @@ export default definePlugin({ name: "local_thing", create: () => new Local() });
       /acme_jsonl\s+@acme\/trainkit-jsonl@1\.0\.0 — not available: set ACME_JSONL_DIR/,
     );
     expect(out).toMatch(/acme_flaky\s+@acme\/trainkit-flaky@1\.0\.0 — available/);
-    expect(out).toContain('reportTo "all"   Integrations: acme_flaky');
+    expect(out).toMatch(/tensorboard\s+@trainkit\/callback-tensorboard@0\.1\.0 — available/);
+    expect(out).toContain('reportTo "all"   Integrations: tensorboard');
   });
 });
