@@ -156,7 +156,7 @@ export class TensorBoardCallback extends TrainerCallback {
       else
         this.warnOnce(
           key,
-          `Trainer is attempting to log a value of "${String(JSON.stringify(value) ?? value)}" of type ${pythonType(value)} for key "${key}" as a scalar. This invocation of Tensorboard's writer.add_scalar() is incorrect so we dropped this attribute. Further values of "${key}" are dropped without a warning.`,
+          `Trainer is attempting to log a value of "${describeValue(value)}" of type ${pythonType(value)} for key "${key}" as a scalar. This invocation of Tensorboard's writer.add_scalar() is incorrect so we dropped this attribute. Further values of "${key}" are dropped without a warning.`,
         );
     }
   }
@@ -251,4 +251,13 @@ function modelConfig(model: unknown): string | undefined {
     return undefined;
   }
   return undefined;
+}
+
+/** A value as a warning shows it; never throws (BigInt, circular objects). */
+function describeValue(value: unknown): string {
+  try {
+    return String(JSON.stringify(value) ?? value);
+  } catch {
+    return String(value);
+  }
 }

@@ -266,3 +266,130 @@ describe("integrations in a Trainer", () => {
     expect(text).toContain('"api_key": "<REDACTED>"');
   });
 });
+
+describe("review fixes: the guard, selection and setup", () => {
+  const args = new TrainingArguments({ reportTo: "none" });
+  const quiet = () => {
+    const warnings: string[] = [];
+    return { warnings, logger: { info() {}, warn: (m: string) => warnings.push(m) } };
+  };
+
+  test("a return value that is not a TrainerControl is a failure, sync or async", async () => {
+    class BadReturns extends TrainerCallback {
+      override onLog() {
+        return 5 as never;
+      }
+    }
+    class BadAsync extends TrainerCallback {
+      override async onSave() {
+        return "x" as never;
+      }
+    }
+    const a = quiet();
+    const sync = guardIntegration(new BadReturns(), "bad", "warn", a.logger);
+    expect(sync.onLog(args, new TrainerState(), undefined as never, {})).toBeUndefined();
+    expect(a.warnings[0]).toContain("failed in onLog: it returned number 5, not a TrainerControl");
+    const b = quiet();
+    const asyncGuarded = guardIntegration(new BadAsync(), "bad", "warn", b.logger);
+    await expect(
+      asyncGuarded.onSave(args, new TrainerState(), undefined as never, {}),
+    ).resolves.toBeUndefined();
+    expect(b.warnings[0]).toContain("failed in onSave");
+  });
+
+  test("a switched-off integration still gets onTrainEnd, so it can close what it opened", () => {
+    let closed = 0;
+    class Closes extends TrainerCallback {
+      override onLog() {
+        throw new Error("down.");
+      }
+      override onTrainEnd() {
+        closed++;
+        throw new Error("also down");
+      }
+    }
+    const q = quiet();
+    const guarded = guardIntegration(new Closes(), "closes", "warn", q.logger);
+    guarded.onLog(args, new TrainerState(), undefined as never, {});
+    guarded.onTrainEnd(args, new TrainerState(), undefined as never, {});
+    expect(closed).toBe(1);
+    expect(q.warnings).toHaveLength(1);
+    expect(q.warnings[0]).toContain("failed in onLog: down. It is switched off"); // one period
+  });
+
+  const broken = definePlugin({
+    name: "broken",
+    isAvailable: () => {
+      throw new Error("cannot read config: password=hunter2");
+    },
+    create: () => new TrainerCallback(),
+  });
+
+  test('"all" skips a plugin that fails to load, saying why (masked); a list raises', async () => {
+    const q = quiet();
+    const ctx = { args: new TrainingArguments({ reportTo: "all" }), env: {}, logger: q.logger };
+    const { plugins, summary } = await selectPlugins("all", ctx, { plugins: [broken], cwd: work });
+    expect(plugins).toEqual([]);
+    expect(summary).toContain(
+      "skipped: broken (failed to load: cannot read config: password=<REDACTED>)",
+    );
+    await expect(selectPlugins(["broken"], ctx, { plugins: [broken], cwd: work })).rejects.toThrow(
+      "cannot read config",
+    );
+  });
+
+  test("two plugins with the same name: the first is used, with a warning", async () => {
+    const q = quiet();
+    const one = definePlugin({ name: "twin", create: () => new TrainerCallback() });
+    const two = definePlugin({ name: "twin", create: () => new TrainerCallback() });
+    const ctx = { args: new TrainingArguments({ reportTo: "all" }), env: {}, logger: q.logger };
+    const { plugins } = await selectPlugins("all", ctx, { plugins: [one, two], cwd: work });
+    expect(plugins).toEqual([one]);
+    expect(q.warnings[0]).toContain('Two plugins are named "twin"');
+  });
+
+  class Probe extends TrainerCallback {}
+  let createCalls = 0;
+  const sometimes = definePlugin({
+    name: "sometimes",
+    create: () => {
+      createCalls++;
+      if (createCalls === 1) throw new Error("first try fails");
+      return new Probe();
+    },
+  });
+  function small(outputDir: string, plugin = sometimes) {
+    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1 })] });
+    const rows = Array.from({ length: 8 }, (_, i) => ({ x: [i / 8, 1], y: i / 8 }));
+    const t = new Trainer({
+      model,
+      loss: "meanSquaredError",
+      trainDataset: rows,
+      plugins: [plugin],
+      args: new TrainingArguments({
+        outputDir,
+        maxSteps: 2,
+        saveStrategy: "no",
+        disableTqdm: true,
+        reportTo: [plugin.name],
+      }),
+    });
+    t.popCallback(PrinterCallback);
+    return t;
+  }
+
+  test("a failed integration setup is not kept: the next train() tries again", async () => {
+    const t = small(join(work, "retry"));
+    await expect(t.train()).rejects.toThrow("first try fails");
+    expect(t.callbackHandler.callbacks.some((cb) => cb instanceof Probe)).toBe(false);
+    await expect(t.train()).resolves.toMatchObject({ globalStep: 2 });
+    expect(t.callbackHandler.callbacks.filter((cb) => cb instanceof Probe)).toHaveLength(1);
+  });
+
+  test("removeCallback(IntegrationClass) before train() keeps that integration out", async () => {
+    const t = small(join(work, "removed"));
+    t.removeCallback(Probe);
+    await t.train();
+    expect(t.callbackHandler.callbacks.some((cb) => cb instanceof Probe)).toBe(false);
+  });
+});

@@ -73,18 +73,23 @@ describe("the third-party fixtures", () => {
     expect(message).toContain(
       'the plugin threw in onLog: "the acme server said no (token=<REDACTED> was rejected)"',
     );
-    expect(message).toContain("onTrainEnd (0 of 1)");
+    expect(message).toContain("onLog (1 of 8)");
+    // Switched off after its failure, it still gets onTrainEnd (best-effort) to close up.
+    expect(message).not.toContain("onTrainEnd");
     expect(JSON.stringify(report)).not.toContain("abc123");
-    // Switched off after its failure, its onTrainEnd was never called.
-    expect(failure(report, CHECKS.trainEndDeadline)).toContain("not measured");
-    expect(report.passed).toEqual([CHECKS.noSecrets, CHECKS.stateRoundTrip, CHECKS.isAvailable]);
+    expect(report.passed).toEqual([
+      CHECKS.trainEndDeadline,
+      CHECKS.noSecrets,
+      CHECKS.stateRoundTrip,
+      CHECKS.isAvailable,
+    ]);
 
     const error = await assertConformance(await fixture("acme-flaky")).catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(
-      /^Plugin "acme_flaky" fails 2 of 5 conformance checks:\n {2}✗ every event: the plugin threw in onLog/,
+      /^Plugin "acme_flaky" fails 1 of 5 conformance checks:\n {2}✗ every event: the plugin threw in onLog/,
     );
-    expect((error as Error).message).toContain("✗ onTrainEnd settles within its deadline: ");
+    expect((error as Error).message).not.toContain("onTrainEnd settles");
     expect((error as Error).message).not.toContain("abc123");
   });
 });

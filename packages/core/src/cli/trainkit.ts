@@ -11,6 +11,7 @@ import { selectPlugins, installedCandidates } from "../plugin/select.js";
 import { findApplicationManifest } from "../plugin/discovery.js";
 import { selectBackend } from "../trainer/backend.js";
 import { setLogger, type Logger } from "../util/logger.js";
+import { redactText } from "../util/redact.js";
 
 const USAGE = `Usage: trainkit <command>
 
@@ -50,9 +51,11 @@ async function env(): Promise<void> {
     let status: string;
     try {
       const availability = (await candidate.load()).isAvailable(context);
-      status = availability.available ? "available" : `not available: ${availability.reason}`;
+      status = availability.available
+        ? "available"
+        : `not available: ${redactText(availability.reason)}`;
     } catch (error) {
-      status = `cannot load: ${(error as Error).message}`;
+      status = `cannot load: ${redactText((error as Error).message)}`;
     }
     lines.push(`  ${candidate.name.padEnd(14)} ${candidate.origin} — ${status}`);
   }
@@ -60,7 +63,7 @@ async function env(): Promise<void> {
     const { summary } = await selectPlugins("all", context, { cwd });
     lines.push("", `reportTo "all"   ${summary}`);
   } catch (error) {
-    lines.push("", `reportTo "all"   fails: ${(error as Error).message}`);
+    lines.push("", `reportTo "all"   fails: ${redactText((error as Error).message)}`);
   }
   console.log(lines.join("\n"));
 }

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { readJsonFile } from "../util/json-file.js";
 import { isTrainkitPlugin, type TrainkitPlugin } from "./define-plugin.js";
 
 /** A plugin package found among the application's dependencies; nothing imported yet. */
@@ -28,10 +29,13 @@ export function findApplicationManifest(cwd: string): string | undefined {
  * optionalDependencies, found as Node would resolve them from the application's folder (pnpm's
  * strict node_modules, npm's flat one, a workspace). Reads package.json files only.
  */
-export function discoverPlugins(cwd: string = process.cwd()): DiscoveredPlugin[] {
+export function discoverPlugins(
+  cwd: string = process.cwd(),
+  warn: (message: string) => void = () => {},
+): DiscoveredPlugin[] {
   const manifestPath = findApplicationManifest(cwd);
   if (!manifestPath) return [];
-  const manifest = readJsonFile(manifestPath);
+  const manifest = readJsonFile(manifestPath) as Record<string, unknown>;
   const names = new Set<string>();
   for (const field of ["dependencies", "devDependencies", "optionalDependencies"]) {
     const deps = manifest[field];
@@ -41,7 +45,15 @@ export function discoverPlugins(cwd: string = process.cwd()): DiscoveredPlugin[]
   for (const packageName of names) {
     const dir = packageDir(packageName, dirname(manifestPath));
     if (!dir) continue;
-    const pkg = readJsonFile(join(dir, "package.json"));
+    let pkg: Record<string, unknown>;
+    try {
+      pkg = readJsonFile(join(dir, "package.json")) as Record<string, unknown>;
+    } catch (error) {
+      warn(
+        `Skipped ${packageName} while looking for trainkit plugins: ${(error as Error).message}`,
+      );
+      continue;
+    }
     const integration = (pkg.trainkit as { integration?: unknown } | undefined)?.integration;
     if (typeof integration !== "string") continue;
     found.push({ name: integration, packageName, version: String(pkg.version ?? "?"), dir });
@@ -116,12 +128,4 @@ function checkPluginModule(
     );
   }
   return plugin;
-}
-
-function readJsonFile(path: string): Record<string, unknown> {
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
-  } catch (error) {
-    throw new Error(`Cannot read ${path}: ${(error as Error).message}`, { cause: error });
-  }
 }

@@ -1,7 +1,6 @@
 /**
- * trainkit's own integrations: report_to name → package. Their order is the fixed order in
- * which `reportTo: "all"` uses them (HF's INTEGRATION_TO_CALLBACK order); third-party plugins
- * follow, by name.
+ * trainkit's own integrations: report_to name → package. `reportTo: "all"` uses them in this
+ * fixed order (alphabetical by report_to name); third-party plugins follow, by name.
  */
 export const FIRST_PARTY: Readonly<Record<string, string>> = {
   azure_ml: "@trainkit/callback-azureml",

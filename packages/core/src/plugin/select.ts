@@ -1,6 +1,7 @@
 import type { ReportTo } from "../args/options.js";
 import { closestName } from "../util/case.js";
-import type { PluginContext, TrainkitPlugin } from "./define-plugin.js";
+import { redactText } from "../util/redact.js";
+import type { Availability, PluginContext, TrainkitPlugin } from "./define-plugin.js";
 import {
   discoverPlugins,
   loadDiscovered,
@@ -34,17 +35,23 @@ interface Candidate {
  * The names reportTo can use right now, without importing anything: discovered packages and
  * plugins given directly. Plugins from TRAINKIT_PLUGINS are only known once imported.
  */
-export function installedCandidates(sources: PluginSources = {}): Candidate[] {
+export function installedCandidates(
+  sources: PluginSources = {},
+  warn: (message: string) => void = () => {},
+): Candidate[] {
   const cwd = sources.cwd ?? process.cwd();
   const candidates = new Map<string, Candidate>();
+  const add = (candidate: Candidate) => {
+    const existing = candidates.get(candidate.name);
+    if (!existing) candidates.set(candidate.name, candidate);
+    else
+      warn(
+        `Two plugins are named "${candidate.name}": ${existing.origin} is used, ${candidate.origin} is not.`,
+      );
+  };
   for (const plugin of sources.plugins ?? [])
-    candidates.set(plugin.name, {
-      name: plugin.name,
-      origin: "the plugins option",
-      load: async () => plugin,
-    });
-  for (const found of discoverPlugins(cwd))
-    if (!candidates.has(found.name)) candidates.set(found.name, fromPackage(found));
+    add({ name: plugin.name, origin: "the plugins option", load: async () => plugin });
+  for (const found of discoverPlugins(cwd, warn)) add(fromPackage(found));
   return [...candidates.values()];
 }
 
@@ -109,10 +116,19 @@ export async function selectPlugins(
   if (reportTo === "none")
     return { plugins: [], summary: 'Integrations: none (reportTo is "none").' };
   const cwd = sources.cwd ?? process.cwd();
-  const candidates = installedCandidates(sources);
-  for (const plugin of await loadFromEnv(context.env.TRAINKIT_PLUGINS, cwd))
-    if (!candidates.some((c) => c.name === plugin.name))
-      candidates.push({ name: plugin.name, origin: "TRAINKIT_PLUGINS", load: async () => plugin });
+  const warn = (message: string) => context.logger.warn(message);
+  const candidates = installedCandidates(sources, warn);
+  for (const plugin of await loadFromEnv(context.env.TRAINKIT_PLUGINS, cwd)) {
+    // Named explicitly, so it wins over an installed plugin of the same name.
+    const index = candidates.findIndex((c) => c.name === plugin.name);
+    if (index !== -1)
+      warn(
+        `TRAINKIT_PLUGINS provides "${plugin.name}", used instead of ${candidates[index]!.origin}.`,
+      );
+    const candidate = { name: plugin.name, origin: "TRAINKIT_PLUGINS", load: async () => plugin };
+    if (index === -1) candidates.push(candidate);
+    else candidates[index] = candidate;
+  }
   const byName = new Map(candidates.map((c) => [c.name, c]));
   const installed = candidates.map((c) => c.name);
 
@@ -123,15 +139,22 @@ export async function selectPlugins(
   for (const name of wanted) {
     const candidate = byName.get(name);
     if (!candidate) throw notInstalled(name, installed);
-    const plugin = await candidate.load();
-    const availability = plugin.isAvailable(context);
+    let plugin: TrainkitPlugin;
+    let availability: Availability;
+    try {
+      plugin = await candidate.load();
+      availability = plugin.isAvailable(context);
+    } catch (error) {
+      // A broken package the user did not name must not stop the run; a named one does.
+      if (reportTo !== "all") throw error;
+      skipped.push(`${name} (failed to load: ${redactText((error as Error).message)})`);
+      continue;
+    }
     if (!availability.available) {
-      if (reportTo !== "all") {
-        throw new Error(
-          `reportTo lists "${name}", but it is not configured: ${availability.reason}.`,
-        );
-      }
-      skipped.push(`${name} (${availability.reason})`);
+      const reason = redactText(availability.reason);
+      if (reportTo !== "all")
+        throw new Error(`reportTo lists "${name}", but it is not configured: ${reason}.`);
+      skipped.push(`${name} (${reason})`);
       continue;
     }
     plugins.push(plugin);

@@ -125,6 +125,8 @@ export class Trainer {
   /** The integrations reportTo selects, created on first use (importing them is async). */
   private integrations: Promise<void> | undefined;
   private readonly plugins: readonly TrainkitPlugin[];
+  /** Callback classes removed before the integrations were added. */
+  private readonly removedClasses: (new () => TrainerCallback)[] = [];
   /** The integration callbacks, by the plugin name they report as. */
   private readonly integrationNames = new WeakMap<TrainerCallback, string>();
   private readonly failurePolicy: FailurePolicy;
@@ -153,11 +155,12 @@ export class Trainer {
     this.plugins = plugins;
     this.failurePolicy = failurePolicy;
     // reportTo's names are checked now, against what is installed; TRAINKIT_PLUGINS is imported later.
-    checkReportTo(
-      this.args.reportTo,
-      installedCandidates({ plugins }).map((c) => c.name),
-      Boolean(process.env.TRAINKIT_PLUGINS?.trim()),
-    );
+    if (this.args.reportTo !== "none")
+      checkReportTo(
+        this.args.reportTo,
+        installedCandidates({ plugins }, (m) => logger.warn(m)).map((c) => c.name),
+        Boolean(process.env.TRAINKIT_PLUGINS?.trim()),
+      );
     this.model = adaptModel(model, loss);
     if (this.model.trainableVariables().length === 0) {
       throw new Error(
@@ -209,11 +212,21 @@ export class Trainer {
   }
 
   popCallback(callback: CallbackLike): TrainerCallback | undefined {
+    this.rememberRemoval(callback);
     return this.callbackHandler.popCallback(callback);
   }
 
   removeCallback(callback: CallbackLike): void {
+    this.rememberRemoval(callback);
     this.callbackHandler.removeCallback(callback);
+  }
+
+  /**
+   * Integrations join the list at the first train/evaluate/predict; a class removed before that
+   * (as HF users do with `trainer.removeCallback(TensorBoardCallback)`) must stay out.
+   */
+  private rememberRemoval(callback: CallbackLike): void {
+    if (!this.integrations && typeof callback === "function") this.removedClasses.push(callback);
   }
 
   /** Writes the model (model.json + weights.bin, tfjs-node's layout) and training_args.json. */
@@ -573,7 +586,12 @@ export class Trainer {
       await this.initDone;
       this.initDone = undefined;
     }
-    await (this.integrations ??= this.addIntegrations());
+    // A failed setup is not kept: the next call tries again (e.g. after the env is fixed).
+    this.integrations ??= this.addIntegrations().catch((error: unknown) => {
+      this.integrations = undefined;
+      throw error;
+    });
+    await this.integrations;
   }
 
   private guard(callback: TrainerCallback, name: string): TrainerCallback {
@@ -599,11 +617,17 @@ export class Trainer {
       plugins: this.plugins,
     });
     logger.info(summary);
-    const callbacks = this.callbackHandler.callbacks;
-    let at = callbacks.findIndex((cb) => cb instanceof DefaultFlowCallback) + 1;
+    // Created first, inserted together: a plugin whose create() fails leaves no half-added list.
+    const created: TrainerCallback[] = [];
     for (const plugin of plugins) {
-      const callback = this.guard(await plugin.create(context), plugin.name);
-      callbacks.splice(at++, 0, callback);
+      const callback = await plugin.create(context);
+      if (this.removedClasses.some((cls) => callback instanceof cls)) continue;
+      created.push(this.guard(callback, plugin.name));
+    }
+    const callbacks = this.callbackHandler.callbacks;
+    const at = callbacks.findIndex((cb) => cb instanceof DefaultFlowCallback) + 1;
+    callbacks.splice(at, 0, ...created);
+    for (const callback of created) {
       const result = callback.onInitEnd(this.args, this.state, this.control, { model: this.model });
       if (result instanceof Promise) await result;
     }
