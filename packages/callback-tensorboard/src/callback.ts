@@ -86,6 +86,11 @@ export class TensorBoardCallback extends TrainerCallback {
   private readonly hparams: boolean;
   private readonly nonFinite: "skip" | "write";
   private readonly warnedKeys = new Set<string>();
+  /**
+   * The last step per tag of each folder this callback has written and closed: reopening one
+   * (an evaluate() after training) continues from it without re-reading the files in onLog.
+   */
+  private readonly closedSteps = new Map<string, Map<string, number>>();
   /** Whether the open writer has an HParams session to end. */
   private sessionOpen = false;
 
@@ -170,6 +175,7 @@ export class TensorBoardCallback extends TrainerCallback {
     } finally {
       this.sessionOpen = false;
       writer.close();
+      this.closedSteps.set(writer.logDir, writer.lastSteps());
     }
   }
 
@@ -182,7 +188,7 @@ export class TensorBoardCallback extends TrainerCallback {
   private open(args: TrainingArguments, state: TrainerState, trialDir?: string): void {
     const base = trialDir ?? (this.baseDir ??= this.resolveLogDir(args));
     let dir = trialDir ?? this.logDir ?? base;
-    let lastSteps = lastStepsInDir(dir);
+    let lastSteps = this.closedSteps.get(dir) ?? lastStepsInDir(dir);
     const start = state.globalStep;
     const ahead = [...lastSteps].filter(([, step]) => step > start);
     if (ahead.length > 0) {

@@ -225,6 +225,11 @@ export class EventFileWriter {
     return this.closed;
   }
 
+  /** The highest step written for every tag: what a later writer in the same folder continues from. */
+  lastSteps(): Map<string, number> {
+    return new Map([...this.tags].map(([tag, { lastStep }]) => [tag, lastStep]));
+  }
+
   /** The highest step written for `tag` (as stored: text tags end in "/text_summary"). */
   lastStep(tag: string): number | undefined {
     return this.tags.get(tag)?.lastStep;

@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { TrainingArguments } from "../args/training-arguments.js";
 import { selectPlugins, installedCandidates } from "../plugin/select.js";
 import { findApplicationManifest } from "../plugin/discovery.js";
-import { selectBackend } from "../trainer/backend.js";
+import { backendReason, selectBackend } from "../trainer/backend.js";
 import { setLogger, type Logger } from "../util/logger.js";
 import { redactText } from "../util/redact.js";
 
@@ -19,8 +19,9 @@ Commands:
   env    what this machine and application give trainkit: versions, backend, plugins`;
 
 async function env(): Promise<void> {
-  const notices: string[] = [];
-  const quiet: Logger = { info: (m) => notices.push(m), warn: (m) => notices.push(m) };
+  // Info lines are shown as data below; warnings (a clash, an unreadable manifest) are listed.
+  const warnings: string[] = [];
+  const quiet: Logger = { info: () => {}, warn: (m) => warnings.push(redactText(m)) };
   setLogger(quiet);
   const own = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
     version: string;
@@ -30,9 +31,7 @@ async function env(): Promise<void> {
   lines.push(`@trainkit/core   ${own.version}`);
   lines.push(`TensorFlow.js    ${tf.version.tfjs}`);
   try {
-    lines.push(
-      `backend          ${await selectBackend()} (${notices.at(-1)?.replace(/^TensorFlow.js backend: \w+ \(|\)\.?$/g, "") ?? ""})`,
-    );
+    lines.push(`backend          ${await selectBackend()} (${backendReason() ?? ""})`);
   } catch (error) {
     lines.push(`backend          unavailable: ${(error as Error).message}`);
   }
@@ -60,11 +59,12 @@ async function env(): Promise<void> {
     lines.push(`  ${candidate.name.padEnd(14)} ${candidate.origin} — ${status}`);
   }
   try {
-    const { summary } = await selectPlugins("all", context, { cwd });
+    const { summary } = await selectPlugins("all", context, { cwd, installed: candidates });
     lines.push("", `reportTo "all"   ${summary}`);
   } catch (error) {
     lines.push("", `reportTo "all"   fails: ${redactText((error as Error).message)}`);
   }
+  if (warnings.length > 0) lines.push("", "warnings", ...warnings.map((w) => `  ${w}`));
   console.log(lines.join("\n"));
 }
 

@@ -16,6 +16,8 @@ export interface PluginSources {
   cwd?: string;
   /** Plugins given to the Trainer directly (`plugins: [...]`). */
   plugins?: readonly TrainkitPlugin[];
+  /** What installedCandidates already found, so the manifests are not read again. */
+  installed?: readonly Candidate[];
 }
 
 export interface Selection {
@@ -25,7 +27,7 @@ export interface Selection {
 }
 
 /** A plugin known by name, loaded only if it is selected. */
-interface Candidate {
+export interface Candidate {
   name: string;
   origin: string;
   load(): Promise<TrainkitPlugin>;
@@ -117,7 +119,7 @@ export async function selectPlugins(
     return { plugins: [], summary: 'Integrations: none (reportTo is "none").' };
   const cwd = sources.cwd ?? process.cwd();
   const warn = (message: string) => context.logger.warn(message);
-  const candidates = installedCandidates(sources, warn);
+  const candidates = [...(sources.installed ?? installedCandidates(sources, warn))];
   for (const plugin of await loadFromEnv(context.env.TRAINKIT_PLUGINS, cwd)) {
     // Named explicitly, so it wins over an installed plugin of the same name.
     const index = candidates.findIndex((c) => c.name === plugin.name);

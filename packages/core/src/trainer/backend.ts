@@ -13,6 +13,12 @@ const BACKEND_PACKAGES: Record<BackendName, string | undefined> = {
 };
 
 let chosen: Promise<BackendName> | undefined;
+let why: string | undefined;
+
+/** Why the current backend was chosen ("as requested", "the fastest installed; …"), once chosen. */
+export function backendReason(): string | undefined {
+  return why;
+}
 
 /**
  * Picks the fastest TensorFlow.js backend that is installed: tfjs-node (native), else wasm,
@@ -49,7 +55,7 @@ async function choose(wanted: BackendName | null): Promise<BackendName> {
     }
     if (!(await tf.setBackend(name))) continue;
     await tf.ready();
-    const why = wanted
+    why = wanted
       ? "as requested"
       : missing.length > 0
         ? `the fastest installed; not installed: ${missing.join(", ")}`

@@ -13,7 +13,12 @@ import { TrainerState } from "../state/trainer-state.js";
 import { logger } from "../util/logger.js";
 import { guardIntegration, type FailurePolicy } from "../plugin/guard.js";
 import type { TrainkitPlugin } from "../plugin/define-plugin.js";
-import { checkReportTo, installedCandidates, selectPlugins } from "../plugin/select.js";
+import {
+  checkReportTo,
+  installedCandidates,
+  selectPlugins,
+  type Candidate,
+} from "../plugin/select.js";
 import { selectBackend } from "./backend.js";
 import {
   assignModelTensors,
@@ -125,6 +130,8 @@ export class Trainer {
   /** The integrations reportTo selects, created on first use (importing them is async). */
   private integrations: Promise<void> | undefined;
   private readonly plugins: readonly TrainkitPlugin[];
+  /** The installed plugins found when the Trainer was built (none looked for with "none"). */
+  private installed: Candidate[] | undefined;
   /** Callback classes removed before the integrations were added. */
   private readonly removedClasses: (new () => TrainerCallback)[] = [];
   /** The integration callbacks, by the plugin name they report as. */
@@ -155,12 +162,15 @@ export class Trainer {
     this.plugins = plugins;
     this.failurePolicy = failurePolicy;
     // reportTo's names are checked now, against what is installed; TRAINKIT_PLUGINS is imported later.
-    if (this.args.reportTo !== "none")
+    if (this.args.reportTo !== "none") {
+      // Found once: the names are checked now, and selection later loads from the same list.
+      this.installed = installedCandidates({ plugins }, (m) => logger.warn(m));
       checkReportTo(
         this.args.reportTo,
-        installedCandidates({ plugins }, (m) => logger.warn(m)).map((c) => c.name),
+        this.installed.map((c) => c.name),
         Boolean(process.env.TRAINKIT_PLUGINS?.trim()),
       );
+    }
     this.model = adaptModel(model, loss);
     if (this.model.trainableVariables().length === 0) {
       throw new Error(
@@ -615,6 +625,7 @@ export class Trainer {
     const context = { args: this.args, env: process.env, logger };
     const { plugins, summary } = await selectPlugins(this.args.reportTo, context, {
       plugins: this.plugins,
+      installed: this.installed,
     });
     logger.info(summary);
     // Created first, inserted together: a plugin whose create() fails leaves no half-added list.
