@@ -2,6 +2,7 @@ import type { TrainingArguments } from "../args/training-arguments.js";
 import { TrainerControl } from "../state/trainer-control.js";
 import type { TrainerState } from "../state/trainer-state.js";
 import { logger } from "../util/logger.js";
+import { redactText } from "../util/redact.js";
 import { DefaultFlowCallback } from "./default-flow-callback.js";
 import {
   CALLBACK_EVENTS,
@@ -145,6 +146,28 @@ export class CallbackHandler extends TrainerCallback {
   }
   override onTrainEnd(args: TrainingArguments, state: TrainerState, control: TrainerControl) {
     return this.callEvent("onTrainEnd", args, state, control);
+  }
+  /**
+   * Tells every callback that has onException (callbacks from another copy of core may not)
+   * that training failed; their own errors are reported, never thrown over the original.
+   */
+  override async onException(
+    args: TrainingArguments,
+    state: TrainerState,
+    control: TrainerControl,
+    extras: EventExtras,
+  ): Promise<void> {
+    const ctx = Object.freeze({ ...this.#baseContext, ...extras });
+    for (const callback of this.callbacks) {
+      if (typeof callback.onException !== "function") continue;
+      try {
+        await callback.onException(args, state, control, ctx);
+      } catch (error) {
+        logger.warn(
+          `${callback.constructor.name}.onException failed: ${redactText(error instanceof Error ? error.message : String(error))}`,
+        );
+      }
+    }
   }
   override onEpochBegin(args: TrainingArguments, state: TrainerState, control: TrainerControl) {
     control.newEpoch();

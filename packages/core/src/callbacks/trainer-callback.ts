@@ -158,4 +158,15 @@ export class TrainerCallback {
     _control: TrainerControl,
     _ctx: CallbackContext,
   ): CallbackResult {}
+  /**
+   * trainkit's addition (HF has no such event; Lightning's on_exception): train() threw
+   * `ctx.error`. Trackers mark their run failed here. Errors thrown here are reported and
+   * ignored; the original error is rethrown.
+   */
+  onException(
+    _args: TrainingArguments,
+    _state: TrainerState,
+    _control: TrainerControl,
+    _ctx: CallbackContext,
+  ): void | Promise<void> {}
 }

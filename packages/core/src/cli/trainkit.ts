@@ -12,11 +12,13 @@ import { findApplicationManifest } from "../plugin/discovery.js";
 import { backendReason, selectBackend } from "../trainer/backend.js";
 import { setLogger, type Logger } from "../util/logger.js";
 import { redactText } from "../util/redact.js";
+import { SYNC_USAGE, syncCommand } from "./sync.js";
 
 const USAGE = `Usage: trainkit <command>
 
 Commands:
-  env    what this machine and application give trainkit: versions, backend, plugins`;
+  env                  what this machine and application give trainkit: versions, backend, plugins
+  sync <outputDir>     deliver what trackers left undelivered in <outputDir>/.trainkit/outbox`;
 
 async function env(): Promise<void> {
   // Info lines are shown as data below; warnings (a clash, an unreadable manifest) are listed.
@@ -71,6 +73,9 @@ async function env(): Promise<void> {
 const [command, ...rest] = process.argv.slice(2);
 if (command === "env" && rest.length === 0) {
   await env();
+} else if (command === "sync") {
+  if (rest.includes("--help") || rest.includes("-h")) console.log(SYNC_USAGE);
+  else process.exitCode = await syncCommand(rest);
 } else if (command === undefined || command === "--help" || command === "-h") {
   console.log(USAGE);
 } else {

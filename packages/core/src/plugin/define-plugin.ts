@@ -1,6 +1,7 @@
 import type { TrainingArguments } from "../args/training-arguments.js";
 import type { TrainerCallback } from "../callbacks/trainer-callback.js";
 import type { Logger } from "../util/logger.js";
+import type { OutboxTransport } from "./outbox/types.js";
 
 /** What a plugin gets when it is checked and when its callback is created. */
 export interface PluginContext {
@@ -20,10 +21,26 @@ export interface PluginDefinition {
   isAvailable?(context: PluginContext): Availability | boolean;
   /** The callback that reports this run. */
   create(context: PluginContext): TrainerCallback | Promise<TrainerCallback>;
+  /**
+   * For plugins that send through an outbox: rebuilds the delivery side from a spool's
+   * meta.json (secret-free) and secrets from `env`, so `trainkit sync <outputDir>` can deliver
+   * what a run left behind.
+   */
+  transport?(
+    meta: Record<string, unknown>,
+    context: TransportContext,
+  ): OutboxTransport | Promise<OutboxTransport>;
+}
+
+/** What `transport` gets: where to read secrets and where to say things. */
+export interface TransportContext {
+  env: Record<string, string | undefined>;
+  logger: Logger;
 }
 
 /** A plugin, as a plugin package's default export. */
-export interface TrainkitPlugin extends Required<Pick<PluginDefinition, "name" | "create">> {
+export interface TrainkitPlugin
+  extends Required<Pick<PluginDefinition, "name" | "create">>, Pick<PluginDefinition, "transport"> {
   readonly kind: "trainkit-plugin";
   isAvailable(context: PluginContext): Availability;
 }
@@ -34,7 +51,7 @@ const NAME = /^[a-z][a-z0-9_-]*$/;
 export function definePlugin(definition: PluginDefinition): TrainkitPlugin {
   if (typeof definition !== "object" || definition === null)
     throw new TypeError("definePlugin expects { name, isAvailable?, create }.");
-  const { name, isAvailable, create } = definition;
+  const { name, isAvailable, create, transport } = definition;
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new TypeError(
       `definePlugin: name must be lowercase letters, digits, "_" or "-", starting with a letter (got ${JSON.stringify(name)}).`,
@@ -46,10 +63,13 @@ export function definePlugin(definition: PluginDefinition): TrainkitPlugin {
     );
   if (isAvailable !== undefined && typeof isAvailable !== "function")
     throw new TypeError(`definePlugin "${name}": isAvailable must be a function if given.`);
+  if (transport !== undefined && typeof transport !== "function")
+    throw new TypeError(`definePlugin "${name}": transport must be a function if given.`);
   return Object.freeze({
     kind: "trainkit-plugin" as const,
     name,
     create,
+    ...(transport === undefined ? {} : { transport }),
     isAvailable(context: PluginContext): Availability {
       if (!isAvailable) return { available: true };
       const result = isAvailable(context);

@@ -41,11 +41,12 @@ export function guardIntegration(
     );
   };
   const target = callback as unknown as Record<string, unknown>;
-  for (const event of CALLBACK_EVENTS) {
+  // onException (trainkit's event) is guarded too, and like onTrainEnd still delivered when off.
+  for (const event of [...CALLBACK_EVENTS, "onException" as const]) {
     const original = callback[event] as (...args: unknown[]) => unknown;
     target[event] = (...args: unknown[]) => {
       if (off)
-        return event === "onTrainEnd"
+        return event === "onTrainEnd" || event === "onException"
           ? bestEffort(() => original.apply(callback, args))
           : undefined;
       try {

@@ -5,6 +5,7 @@ export {
   type Availability,
   type PluginContext,
   type PluginDefinition,
+  type TransportContext,
   type TrainkitPlugin,
 } from "./define-plugin.js";
 export { flattenDict, keySanitizers, numericLogs, rewriteLogs } from "./logs.js";
@@ -23,3 +24,16 @@ export {
   type Selection,
 } from "./select.js";
 export { guardIntegration, type FailurePolicy } from "./guard.js";
+export { Outbox } from "./outbox/outbox.js";
+export { DeliveryError } from "./outbox/types.js";
+export type {
+  DeliveryContext,
+  DeliveryErrorKind,
+  DrainReport,
+  OutboxOptions,
+  OutboxRecord,
+  OutboxTransport,
+  RetryOptions,
+} from "./outbox/types.js";
+export { backoffDelay, parseRetryAfter } from "./outbox/backoff.js";
+export { listOutboxes, newStreamId, outboxDir, type FoundOutbox } from "./outbox/paths.js";

@@ -162,6 +162,19 @@ export async function selectPlugins(
     plugins.push(plugin);
     active.push(`${name} [${candidate.origin}]`);
   }
+  // HF: under "all", azure_ml only when mlflow is not used (inside an Azure ML job MLflow already
+  // points at the workspace, so both would log every metric twice).
+  const azure = plugins.findIndex((p) => p.name === "azure_ml");
+  if (reportTo === "all" && azure !== -1 && plugins.some((p) => p.name === "mlflow")) {
+    plugins.splice(azure, 1);
+    active.splice(
+      active.findIndex((a) => a.startsWith("azure_ml ")),
+      1,
+    );
+    skipped.push(
+      'azure_ml (mlflow is active and would log the same run twice; list "azure_ml" in reportTo to use it)',
+    );
+  }
   const why =
     reportTo === "all"
       ? 'reportTo "all": every installed, configured integration'

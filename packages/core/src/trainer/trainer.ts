@@ -269,10 +269,22 @@ export class Trainer {
    * Trains the model. `resumeFromCheckpoint`: true for the latest checkpoint in outputDir, or
    * a checkpoint's path; the run then continues exactly where that checkpoint left off.
    */
-  async train({
-    resumeFromCheckpoint,
-  }: { resumeFromCheckpoint?: boolean | string } = {}): Promise<TrainOutput> {
+  async train(options: { resumeFromCheckpoint?: boolean | string } = {}): Promise<TrainOutput> {
     await this.ready();
+    try {
+      return await this.trainLoop(options);
+    } catch (error) {
+      // Trackers mark their run failed (trainkit's onException; HF has no such event).
+      await this.callbackHandler.onException(this.args, this.state, this.control, { error });
+      throw error;
+    }
+  }
+
+  private async trainLoop({
+    resumeFromCheckpoint,
+  }: {
+    resumeFromCheckpoint?: boolean | string;
+  }): Promise<TrainOutput> {
     const args = this.args;
     if (!this.trainDataset)
       throw new Error("train() needs a trainDataset: pass one to the Trainer.");

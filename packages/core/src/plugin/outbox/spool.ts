@@ -1,0 +1,252 @@
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../../util/json-file.js";
+import type { OutboxRecord } from "./types.js";
+
+/** A place in the spool: segment number and byte offset inside it. */
+export interface SpoolPosition {
+  segment: number;
+  offset: number;
+}
+
+/** A record read back from the spool, with the position just after it. */
+export interface SpooledRecord<R> {
+  record: R;
+  end: SpoolPosition;
+}
+
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+const SEGMENT = /^segment-(\d{6})\.jsonl$/;
+
+export const segmentName = (segment: number): string =>
+  `segment-${String(segment).padStart(6, "0")}.jsonl`;
+
+/**
+ * An append-only log of records on disk: JSON lines in numbered segment files, and a cursor
+ * (`cursor.json`) at the first record not yet delivered. Appends are written synchronously, so
+ * a record enqueued before a crash of the process is still there after it; segments wholly
+ * behind the cursor are deleted.
+ */
+export class Spool<R extends OutboxRecord = OutboxRecord> {
+  readonly dir: string;
+  /** First record not yet delivered or set aside. */
+  private cursor: SpoolPosition;
+  /** Where the next append goes. */
+  private tail: SpoolPosition;
+  private fd: number | undefined;
+  /** Records between cursor and tail. */
+  private count = 0;
+
+  /** readOnly: only look (another process may be appending): no repair, no folder creation. */
+  private readonly segmentBytes: number;
+
+  constructor(dir: string, options: { readOnly?: boolean; segmentBytes?: number } = {}) {
+    this.dir = dir;
+    this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES;
+    if (!options.readOnly) mkdirSync(dir, { recursive: true });
+    const segments = listSegments(dir);
+    this.cursor = readCursor(dir) ?? { segment: segments[0] ?? 1, offset: 0 };
+    const last = segments.at(-1) ?? this.cursor.segment;
+    this.tail = {
+      segment: last,
+      offset: completeLinesEnd(join(dir, segmentName(last)), !options.readOnly),
+    };
+    if (compare(this.cursor, this.tail) > 0) this.cursor = { ...this.tail };
+    this.count = countLines(dir, this.cursor, this.tail);
+  }
+
+  get pending(): number {
+    return this.count;
+  }
+
+  get start(): SpoolPosition {
+    return { ...this.cursor };
+  }
+
+  get end(): SpoolPosition {
+    return { ...this.tail };
+  }
+
+  /** Appends records; returns the position after each. */
+  append(records: readonly R[]): SpoolPosition[] {
+    if (records.length === 0) return [];
+    if (this.tail.offset >= this.segmentBytes) this.rotate();
+    const ends: SpoolPosition[] = [];
+    const lines: string[] = [];
+    let offset = this.tail.offset;
+    for (const record of records) {
+      const line = JSON.stringify(record) + "\n";
+      offset += Buffer.byteLength(line);
+      lines.push(line);
+      ends.push({ segment: this.tail.segment, offset });
+    }
+    const fd = this.openTail();
+    const data = lines.join("");
+    writeSync(fd, data);
+    this.tail = { segment: this.tail.segment, offset };
+    this.count += records.length;
+    return ends;
+  }
+
+  /**
+   * Reads up to `limit` records from `from` (a position at or after the cursor); stops at the
+   * tail. Returns the records and the position to read from next.
+   */
+  read(from: SpoolPosition, limit: number): SpooledRecord<R>[] {
+    const out: SpooledRecord<R>[] = [];
+    let position = { ...from };
+    while (out.length < limit && compare(position, this.tail) < 0) {
+      const path = join(this.dir, segmentName(position.segment));
+      const segmentEnd = position.segment === this.tail.segment ? this.tail.offset : fileSize(path);
+      if (position.offset >= segmentEnd) {
+        position = { segment: position.segment + 1, offset: 0 };
+        continue;
+      }
+      const length = Math.min(READ_CHUNK, segmentEnd - position.offset);
+      const buffer = readAt(path, position.offset, length);
+      let lineStart = 0;
+      for (let i = 0; i < buffer.length && out.length < limit; i++) {
+        if (buffer[i] !== 0x0a) continue;
+        const record = JSON.parse(buffer.subarray(lineStart, i).toString("utf8")) as R;
+        lineStart = i + 1;
+        out.push({
+          record,
+          end: { segment: position.segment, offset: position.offset + lineStart },
+        });
+      }
+      if (lineStart === 0) {
+        // One line longer than the chunk: read it whole.
+        const whole = readAt(path, position.offset, segmentEnd - position.offset);
+        const newline = whole.indexOf(0x0a);
+        const record = JSON.parse(whole.subarray(0, newline).toString("utf8")) as R;
+        out.push({
+          record,
+          end: { segment: position.segment, offset: position.offset + newline + 1 },
+        });
+        position = { segment: position.segment, offset: position.offset + newline + 1 };
+        continue;
+      }
+      position = { segment: position.segment, offset: position.offset + lineStart };
+    }
+    return out;
+  }
+
+  /** Marks everything before `position` as done (delivered or set aside): `count` records. */
+  advance(position: SpoolPosition, count: number): void {
+    this.cursor = { ...position };
+    this.count = Math.max(0, this.count - count);
+    writeFileAtomic(join(this.dir, "cursor.json"), JSON.stringify(this.cursor));
+    for (const segment of listSegments(this.dir)) {
+      if (segment >= this.cursor.segment || segment === this.tail.segment) break;
+      rmSync(join(this.dir, segmentName(segment)), { force: true });
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private openTail(): number {
+    this.fd ??= openSync(join(this.dir, segmentName(this.tail.segment)), "a");
+    return this.fd;
+  }
+
+  private rotate(): void {
+    this.close();
+    this.tail = { segment: this.tail.segment + 1, offset: 0 };
+  }
+}
+
+export function compare(a: SpoolPosition, b: SpoolPosition): number {
+  return a.segment === b.segment ? a.offset - b.offset : a.segment - b.segment;
+}
+
+function listSegments(dir: string): number[] {
+  return readdirSync(dir)
+    .map((name) => SEGMENT.exec(name)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+function readCursor(dir: string): SpoolPosition | undefined {
+  const path = join(dir, "cursor.json");
+  if (!existsSync(path)) return undefined;
+  try {
+    const value = JSON.parse(readFileSync(path, "utf8")) as Partial<SpoolPosition>;
+    if (Number.isInteger(value.segment) && Number.isInteger(value.offset))
+      return { segment: value.segment!, offset: value.offset! };
+  } catch {
+    // A cursor is replaced atomically, so this is someone else's damage: start from the top;
+    // the transports tolerate a resend (fixed timestamps, idempotent writes).
+  }
+  return undefined;
+}
+
+/**
+ * The end of the last complete line. A crash mid-append can leave a partial last line; with
+ * `repair` it is cut so the next append starts clean.
+ */
+function completeLinesEnd(path: string, repair: boolean): number {
+  if (!existsSync(path)) return 0;
+  const fd = openSync(path, repair ? "r+" : "r");
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return 0;
+    const tailLength = Math.min(size, READ_CHUNK);
+    const buffer = Buffer.alloc(tailLength);
+    readSync(fd, buffer, 0, tailLength, size - tailLength);
+    if (buffer[tailLength - 1] === 0x0a) return size;
+    const lastNewline = buffer.lastIndexOf(0x0a);
+    const keep = lastNewline < 0 ? size - tailLength : size - tailLength + lastNewline + 1;
+    if (repair) ftruncateSync(fd, keep);
+    return keep;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function countLines(dir: string, from: SpoolPosition, to: SpoolPosition): number {
+  let count = 0;
+  for (let segment = from.segment; segment <= to.segment; segment++) {
+    const path = join(dir, segmentName(segment));
+    if (!existsSync(path)) continue;
+    const start = segment === from.segment ? from.offset : 0;
+    const end = segment === to.segment ? to.offset : fileSize(path);
+    for (let offset = start; offset < end; offset += READ_CHUNK) {
+      const buffer = readAt(path, offset, Math.min(READ_CHUNK, end - offset));
+      for (const byte of buffer) if (byte === 0x0a) count++;
+    }
+  }
+  return count;
+}
+
+function fileSize(path: string): number {
+  return existsSync(path) ? statSync(path).size : 0;
+}
+
+function readAt(path: string, offset: number, length: number): Buffer {
+  const fd = openSync(path, "r");
+  try {
+    const buffer = Buffer.alloc(length);
+    const read = readSync(fd, buffer, 0, length, offset);
+    return buffer.subarray(0, read);
+  } finally {
+    closeSync(fd);
+  }
+}
