@@ -160,6 +160,16 @@ describe("selection with plugins given directly", () => {
     expect(summary).toContain("skipped: mlflow (set MLFLOW_URL)");
   });
 
+  test('"all" leaves azure_ml out when mlflow is active (HF), but a list can name both', async () => {
+    const plugins = [plugin("mlflow"), plugin("azure_ml"), plugin("tensorboard")];
+    const all = await selectPlugins("all", context(), { plugins, cwd: work });
+    expect(all.plugins.map((p) => p.name)).toEqual(["mlflow", "tensorboard"]);
+    expect(all.summary).toContain("skipped: azure_ml (mlflow is active");
+    expect(all.summary).not.toContain("azure_ml [");
+    const both = await selectPlugins(["azure_ml", "mlflow"], context(), { plugins, cwd: work });
+    expect(both.plugins.map((p) => p.name)).toEqual(["azure_ml", "mlflow"]);
+  });
+
   test("a list selects exactly those, and an unavailable one is an error", async () => {
     const plugins = [plugin("alpha"), plugin("beta", false)];
     expect(
