@@ -18,6 +18,7 @@ import {
   definePlugin,
   flattenDict,
   guardIntegration,
+  keySanitizers,
   numericLogs,
   rewriteLogs,
   selectPlugins,
@@ -158,6 +159,14 @@ describe("selection with plugins given directly", () => {
     });
     expect(chosen.map((p) => p.name)).toEqual(["azure_ml", "tensorboard", "alpha", "zeta"]);
     expect(summary).toContain("skipped: mlflow (set MLFLOW_URL)");
+  });
+
+  test("keySanitizers.mlflow is HF's rule (spec 1.6 table)", () => {
+    expect(keySanitizers.mlflow("eval_acc(%)")).toBe("eval_acc___");
+    expect(keySanitizers.mlflow("f1@5")).toBe("f1_5");
+    expect(keySanitizers.mlflow("a:b c/d")).toBe("a:b c/d");
+    expect(keySanitizers.mlflow("é-ß")).toBe("_-_");
+    expect(keySanitizers.mlflow("k".repeat(300))).toHaveLength(300); // the caller drops it
   });
 
   test('"all" leaves azure_ml out when mlflow is active (HF), but a list can name both', async () => {

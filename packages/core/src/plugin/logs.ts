@@ -46,8 +46,11 @@ export function numericLogs(logs: Record<string, unknown>): {
  * names. The result is stable, so the same key always maps to the same name.
  */
 export const keySanitizers = {
-  /** MLflow: alphanumerics, _ - . space / (and : on newer servers), at most 250 characters. */
-  mlflow: (key: string) => key.replace(/[^\w\-. /]/g, "_").slice(0, 250),
+  /**
+   * MLflow, HF's rule: every character outside A-Z a-z 0-9 _ - . space : / becomes _. Keys
+   * that are still invalid (empty, over 250 characters, `a//b`) are the caller's to drop.
+   */
+  mlflow: (key: string) => key.replace(/[^0-9A-Za-z_\-. :/]/gu, "_"), // per code point, as Python
   /** TensorBoard tags: any string; trailing/duplicate slashes collapse in the UI, so tidy them. */
   tensorboard: (key: string) => key.replace(/\/+/g, "/").replace(/^\/|\/$/g, ""),
   /** DVCLive metric names become file paths: no characters a filesystem rejects. */

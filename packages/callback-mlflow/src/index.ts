@@ -1,0 +1,161 @@
+// @trainkit/callback-mlflow: HF's MLflowCallback (report_to "mlflow") over MLflow's REST API,
+// delivered through the trainkit outbox.
+import { definePlugin, type OutboxTransport } from "@trainkit/core/plugin";
+import { MlflowCallback, setDefaultMlflowLogger, type MlflowCallbackOptions } from "./callback.js";
+import { createMlflowClient, type MlflowClientOptions } from "./client.js";
+import {
+  MlflowConfigError,
+  authFromEnv,
+  httpKnobsFromEnv,
+  mlflowAvailability,
+  parseTrackingUri,
+  tlsFromEnv,
+  type Env,
+} from "./config.js";
+import { createMlflowTransport, type MlflowStreamMeta } from "./transport.js";
+
+export {
+  MlflowCallback,
+  setDefaultMlflowLogger,
+  type MlflowCallbackOptions,
+  type MlflowRunState,
+} from "./callback.js";
+export {
+  MlflowClient,
+  MlflowRequestError,
+  RETRYABLE_STATUSES,
+  classifyStatus,
+  createMlflowClient,
+  parseRetryAfter,
+  toDeliveryError,
+  type CreateRunBody,
+  type FailureKind,
+  type LogBatchBody,
+  type MlflowClientOptions,
+  type MlflowExperiment,
+  type MlflowKeyValue,
+  type MlflowRun,
+  type MlflowRunInfo,
+  type SearchRunsBody,
+  type UpdateRunBody,
+} from "./client.js";
+export {
+  DEFAULT_DRAIN_DEADLINE_MS,
+  MlflowConfigError,
+  authFromEnv,
+  basicAuth,
+  bearerAuth,
+  checkRunId,
+  envFlag,
+  httpKnobsFromEnv,
+  mlflowAvailability,
+  mlflowDisabled,
+  parseTagsJson,
+  parseTrackingUri,
+  resolveMlflowConfig,
+  retryFromKnobs,
+  tlsFromEnv,
+  type AuthProvider,
+  type Env,
+  type HttpKnobs,
+  type MlflowConfigOptions,
+  type ParsedTrackingUri,
+  type ResolvedMlflowConfig,
+  type TlsSettings,
+  type UrlCredentials,
+} from "./config.js";
+export { MAX_KEY_LENGTH, invalidKeyReason, posixNormpath, sanitizeMetricKey } from "./keys.js";
+export {
+  MAX_PARAM_VALUE_LENGTH,
+  MAX_TAG_VALUE_LENGTH,
+  TRUNCATED_PARAMS_TAG,
+  argsDict,
+  buildParams,
+  flattenParams,
+  keyListValue,
+  maskSecrets,
+  modelConfigDict,
+  type BuiltParams,
+  type BuildParamsOptions,
+} from "./params.js";
+export { PyFloat, parsePythonNumbers, pythonFloat, pythonRepr, pythonStr } from "./python-repr.js";
+export {
+  encodeMetricValue,
+  endRecord,
+  metricRecord,
+  paramRecord,
+  tagRecord,
+  type ArtifactRecord,
+  type EndRecord,
+  type EndStatus,
+  type MetricRecord,
+  type MetricValue,
+  type MlflowRecord,
+  type ParamRecord,
+  type StatusRecord,
+  type TagRecord,
+} from "./records.js";
+export {
+  BATCH_LIMITS,
+  MlflowTransport,
+  STREAM_TAG,
+  createMlflowTransport,
+  itemBytes,
+  mlflowBatchSize,
+  removeSpoolCopy,
+  type BatchLimits,
+  type MlflowStreamMeta,
+  type MlflowTransportOptions,
+  type OpenRun,
+  type RunCreateSpec,
+} from "./transport.js";
+
+/** `new MlflowCallback(options)`. */
+export function createMlflowCallback(options: MlflowCallbackOptions = {}): MlflowCallback {
+  return new MlflowCallback(options);
+}
+
+/**
+ * The transport `trainkit sync` uses for a spool: the tracking URI from meta.json (secret-free),
+ * credentials and TLS/timeout settings from `env` (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, or
+ * credentials in MLFLOW_TRACKING_URI when it names the same server).
+ */
+export function transportFromMeta(
+  meta: Record<string, unknown>,
+  env: Env,
+  extra: Partial<MlflowClientOptions> = {},
+): OutboxTransport {
+  const stored = (meta as MlflowStreamMeta).trackingUri;
+  const fromEnv = parseTrackingUri(env.MLFLOW_TRACKING_URI);
+  const baseUrl = stored ?? (fromEnv.ok ? fromEnv.baseUrl : undefined);
+  if (!baseUrl)
+    throw new MlflowConfigError(
+      "The spool's meta.json has no tracking URI: set MLFLOW_TRACKING_URI to the server the run logged to.",
+    );
+  const sameServer = fromEnv.ok && fromEnv.baseUrl === baseUrl;
+  const auth = authFromEnv(env, sameServer && fromEnv.ok ? fromEnv.credentials : undefined);
+  const options: MlflowClientOptions = {
+    baseUrl,
+    timeoutMs: httpKnobsFromEnv(env).timeoutMs,
+    tls: tlsFromEnv(env),
+    ...extra,
+  };
+  if (auth && !options.auth) options.auth = auth;
+  return createMlflowTransport({ client: createMlflowClient(options) });
+}
+
+/** The plugin `reportTo: ["mlflow"]` (and "all", when a tracking URI is set) selects. */
+export default definePlugin({
+  name: "mlflow",
+  // Available when an http(s) tracking URI is set and DISABLE_MLFLOW_INTEGRATION is not TRUE.
+  isAvailable: ({ env }) => mlflowAvailability(env),
+  // The configuration is checked here, before training (bad MLFLOW_TAGS, TLS or retry settings).
+  create: ({ env, logger }) => {
+    setDefaultMlflowLogger(logger);
+    const callback = new MlflowCallback({ env, logger });
+    callback.checkConfig();
+    return callback;
+  },
+  // `trainkit sync`: the delivery side rebuilt from a spool's meta.json and the secrets in env.
+  transport: (meta, { env }) => transportFromMeta(meta, env),
+});
