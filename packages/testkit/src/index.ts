@@ -38,3 +38,4 @@ export {
   type FaultStatus,
 } from "./fault-proxy.js";
 export { freePort } from "./free-port.js";
+export * from "./hosted-mlflow.js";
