@@ -163,6 +163,7 @@ export class MlflowCallback extends TrainerCallback {
   /** The run id and experiment id last seen (meta of the outbox). */
   private known: { runId?: string; experimentId?: string } = {};
   private readonly warned = new Set<string>();
+  private readonly metricKeys = new Map<string, { name: string; reason: string | undefined }>();
   private signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
   /** A SIGINT/SIGTERM was received: the run is ended KILLED and nothing more is logged. */
   private terminating = false;
@@ -464,8 +465,7 @@ export class MlflowCallback extends TrainerCallback {
         );
         continue;
       }
-      const name = sanitizeMetricKey(key);
-      const reason = invalidKeyReason(name);
+      const { name, reason } = this.metricKey(key);
       if (reason) {
         this.warnOnce(
           `key:${key}`,
@@ -669,6 +669,20 @@ export class MlflowCallback extends TrainerCallback {
     if (!handler) return;
     this.exitHandler = undefined;
     process.removeListener("beforeExit", handler);
+  }
+
+  /**
+   * A log key's MLflow name and why MLflow would refuse it, computed once per key: the same keys
+   * come back at every log, and recomputing them was most of what a log allocated.
+   */
+  private metricKey(key: string): { name: string; reason: string | undefined } {
+    let known = this.metricKeys.get(key);
+    if (known === undefined) {
+      const name = sanitizeMetricKey(key);
+      known = { name, reason: invalidKeyReason(name) };
+      if (this.metricKeys.size < 10_000) this.metricKeys.set(key, known);
+    }
+    return known;
   }
 
   protected warnOnce(key: string, message: string): void {

@@ -81,25 +81,16 @@ export class Spool<R extends OutboxRecord = OutboxRecord> {
     return { ...this.tail };
   }
 
-  /** Appends records; returns the position after each. */
-  append(records: readonly R[]): SpoolPosition[] {
-    if (records.length === 0) return [];
+  /** Appends records (one synchronous write). */
+  append(records: readonly R[]): void {
+    if (records.length === 0) return;
     if (this.tail.offset >= this.segmentBytes) this.rotate();
-    const ends: SpoolPosition[] = [];
-    const lines: string[] = [];
-    let offset = this.tail.offset;
-    for (const record of records) {
-      const line = JSON.stringify(record) + "\n";
-      offset += Buffer.byteLength(line);
-      lines.push(line);
-      ends.push({ segment: this.tail.segment, offset });
-    }
-    const fd = this.openTail();
-    const data = lines.join("");
-    writeSync(fd, data);
-    this.tail = { segment: this.tail.segment, offset };
+    let data = "";
+    for (const record of records) data += JSON.stringify(record) + "\n";
+    const bytes = Buffer.byteLength(data);
+    writeSync(this.openTail(), data);
+    this.tail = { segment: this.tail.segment, offset: this.tail.offset + bytes };
     this.count += records.length;
-    return ends;
   }
 
   /**
