@@ -264,7 +264,9 @@ async function benchMemory(work: string, rounds: number) {
 export async function benchMlflow(rounds = 5) {
   const previous = setLogger(quiet);
   const work = mkdtempSync(join(tmpdir(), "trainkit-bench-mlflow-"));
-  const server = await startMlflowServer();
+  // MLflow's default of 4 workers: with one, the Python client's concurrent asynchronous
+  // logging deadlocks the server.
+  const server = await startMlflowServer({ workers: 4 });
   try {
     const a = await benchStepTime(server, rounds, work);
     console.log(

@@ -1,6 +1,8 @@
 // `pnpm bench`: every benchmark in turn; each prints its figures and writes bench/results/*.json.
 import "@tensorflow/tfjs-backend-wasm";
+import * as tf from "@tensorflow/tfjs";
 import { benchDispatch } from "./dispatch.js";
+import { benchMlflow } from "./mlflow.js";
 import { benchTensorBoard } from "./tensorboard.js";
 import { machineInfo, writeResult } from "./measure.js";
 import { benchTraining } from "./training.js";
@@ -32,3 +34,6 @@ const path = writeResult("training", {
 console.log(`  written to ${path}`);
 
 benchTensorBoard();
+
+await tf.setBackend("wasm");
+await benchMlflow(rounds);

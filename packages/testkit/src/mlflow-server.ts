@@ -19,6 +19,12 @@ export interface MlflowServerOptions {
   env?: Record<string, string>;
   /** How long start() waits for the server to answer; default 90 s. */
   startTimeoutMs?: number;
+  /**
+   * uvicorn worker processes; default 1 (nothing to chase when stopping). MLflow's own default
+   * is 4: a single worker deadlocks under the Python client's concurrent asynchronous logging
+   * (seen with MLflow 3.17), so benchmarks against that client use 4.
+   */
+  workers?: number;
 }
 
 export interface MlflowServer {
@@ -163,9 +169,8 @@ export async function startMlflowServer(options: MlflowServerOptions = {}): Prom
     "127.0.0.1",
     "--port",
     String(port),
-    // One uvicorn process: no supervisor and workers to chase, and enough for tests.
     "--workers",
-    "1",
+    String(options.workers ?? 1),
   ];
   const env = { ...SERVER_ENV_DEFAULTS, ...process.env, ...options.env };
 
