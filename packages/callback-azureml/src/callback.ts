@@ -4,10 +4,10 @@ import {
   envFlag,
   resolveMlflowConfig,
   type AuthProvider,
-  type Env,
   type MetricRecord,
   type MlflowCallbackOptions,
   type ResolvedMlflowConfig,
+  type StateRecord,
 } from "@trainkit/callback-mlflow";
 import type { TrainerState } from "@trainkit/core/plugin";
 import {
@@ -26,29 +26,6 @@ export interface AzureMLCallbackOptions extends MlflowCallbackOptions, TokenOpti
   insecureHttp?: boolean;
 }
 
-/** The shape of core's StateRecord (ExportableState protocol). */
-interface StateRecord {
-  args: Record<string, unknown>;
-  attributes: Record<string, unknown>;
-}
-
-const DISABLE = "DISABLE_MLFLOW_INTEGRATION";
-
-/**
- * A live view of `env` without DISABLE_MLFLOW_INTEGRATION: MLflow's switch does not turn Azure ML
- * off (HF's AzureMLCallback does not read it; inside Azure ML jobs it is a way to keep HF's MLflow
- * callback from logging twice).
- */
-function withoutMlflowSwitch(env: Env): Env {
-  return new Proxy(env, {
-    get: (target, key) => (key === DISABLE ? undefined : Reflect.get(target, key)),
-    has: (target, key) => key !== DISABLE && Reflect.has(target, key),
-    ownKeys: (target) => Reflect.ownKeys(target).filter((key) => key !== DISABLE),
-    getOwnPropertyDescriptor: (target, key) =>
-      key === DISABLE ? undefined : Reflect.getOwnPropertyDescriptor(target, key),
-  });
-}
-
 /**
  * HF's AzureMLCallback (`report_to="azure_ml"`) on Microsoft's current route: MLflow against the
  * workspace (`azureml://...` → `https://...`, `Authorization: Bearer <token>`), built on the
@@ -61,8 +38,17 @@ export class AzureMLCallback extends MlflowCallback {
   /** One provider for the callback's life, so a refreshed token is kept. */
   private auth: AuthProvider | undefined;
 
+  // Declared for its parameter type: the Azure ML options.
   constructor(options: AzureMLCallbackOptions = {}) {
-    super({ ...options, env: withoutMlflowSwitch(options.env ?? process.env) });
+    super(options);
+  }
+
+  /**
+   * Never: DISABLE_MLFLOW_INTEGRATION is MLflow's switch. HF's AzureMLCallback does not read it,
+   * and inside Azure ML jobs it is a way to keep HF's MLflow callback from logging twice.
+   */
+  protected static override disabledReason(): string | undefined {
+    return undefined;
   }
 
   protected get azureOptions(): AzureMLCallbackOptions {
@@ -121,14 +107,10 @@ export class AzureMLCallback extends MlflowCallback {
     return { args, attributes: base.attributes };
   }
 
-  static override fromState<T extends MlflowCallback>(
-    this: new (options?: MlflowCallbackOptions) => T,
-    record: StateRecord,
-  ): T {
-    const callback = MlflowCallback.fromState.call(this, record) as T;
+  protected static override optionsFromState(record: StateRecord): AzureMLCallbackOptions {
+    const options: AzureMLCallbackOptions = super.optionsFromState(record);
     const insecure = record.args?.insecure_http;
-    if (typeof insecure === "boolean")
-      (callback as unknown as { options: AzureMLCallbackOptions }).options.insecureHttp = insecure;
-    return callback;
+    if (typeof insecure === "boolean") options.insecureHttp = insecure;
+    return options;
   }
 }

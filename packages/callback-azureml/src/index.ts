@@ -3,14 +3,11 @@
 // and delivered through the trainkit outbox.
 import {
   MlflowConfigError,
-  createMlflowClient,
   createMlflowTransport,
-  httpKnobsFromEnv,
   setDefaultMlflowLogger,
-  tlsFromEnv,
+  transportFromMeta,
   type Env,
   type MlflowClientOptions,
-  type MlflowStreamMeta,
 } from "@trainkit/callback-mlflow";
 import { definePlugin, type OutboxTransport, type TrainkitPlugin } from "@trainkit/core/plugin";
 import { AzureMLCallback, type AzureMLCallbackOptions } from "./callback.js";
@@ -51,26 +48,21 @@ export function azureMlTransportFromMeta(
   options: TokenOptions & { insecureHttp?: boolean } = {},
   extra: Partial<MlflowClientOptions> = {},
 ): OutboxTransport {
-  const stored = (meta as MlflowStreamMeta).trackingUri;
-  const fromEnv = parseAzureMlTrackingUri(env.MLFLOW_TRACKING_URI, {
-    insecureHttp: options.insecureHttp ?? insecureHttpFromEnv(env),
-  });
-  const baseUrl = stored ?? (fromEnv.ok ? fromEnv.baseUrl : undefined);
-  if (!baseUrl)
-    throw new MlflowConfigError(
-      "The spool's meta.json has no tracking URI: set MLFLOW_TRACKING_URI to the workspace's MLflow tracking URI the run logged to.",
-    );
   const auth = extra.auth ?? azureMlAuth(env, options);
   if (!auth) throw new MlflowConfigError(`Azure ML: no token to deliver with: ${TOKEN_HINT}.`);
-  const client = createMlflowClient({
-    baseUrl,
-    timeoutMs: httpKnobsFromEnv(env).timeoutMs,
-    tls: tlsFromEnv(env),
-    ...extra,
-    auth,
-  });
-  // Params are in a spool only when logParams was on; artifacts never are.
-  return createMlflowTransport({ client, artifacts: false });
+  const insecureHttp = options.insecureHttp ?? insecureHttpFromEnv(env);
+  return transportFromMeta(
+    meta,
+    env,
+    { ...extra, auth },
+    {
+      // azureml:// URIs; MLFLOW_TRACKING_USERNAME/PASSWORD are not used (the token is given).
+      parseTrackingUri: (uri) => parseAzureMlTrackingUri(uri, { insecureHttp }),
+      trackingUriName: "the workspace's MLflow tracking URI",
+      // Params are in a spool only when logParams was on; artifacts never are.
+      createTransport: (client) => createMlflowTransport({ client, artifacts: false }),
+    },
+  );
 }
 
 /** Options of the plugin: where the token comes from, and the callback's options. */

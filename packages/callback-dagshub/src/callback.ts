@@ -3,21 +3,17 @@ import { dirname, join, relative, sep } from "node:path";
 import {
   MlflowCallback,
   MlflowConfigError,
-  endRecord,
   mlflowDisabled,
   resolveMlflowConfig,
-  type MlflowCallbackOptions,
+  type EndStatus,
+  type Env,
   type MlflowClient,
-  type MlflowRecord,
+  type MlflowCallbackOptions,
   type MlflowTransport,
   type ResolvedMlflowConfig,
+  type StateRecord,
 } from "@trainkit/callback-mlflow";
-import type {
-  CallbackContext,
-  TrainerControl,
-  TrainerState,
-  TrainingArguments,
-} from "@trainkit/core/plugin";
+import type { TrainingArguments } from "@trainkit/core/plugin";
 import {
   REPO_ARTIFACTS_DIR,
   parseDagsHubTrackingUri,
@@ -25,15 +21,9 @@ import {
   type DagsHubConfigOptions,
   type ResolvedDagsHubConfig,
 } from "./config.js";
-import { createDagsHubTransport, type RepoUploadRecord } from "./transport.js";
+import { createDagsHubTransport, type DagsHubRecord, type RepoUploadRecord } from "./transport.js";
 
 export interface DagsHubCallbackOptions extends MlflowCallbackOptions, DagsHubConfigOptions {}
-
-/** The shape of core's StateRecord (ExportableState protocol). */
-interface StateRecord {
-  args: Record<string, unknown>;
-  attributes: Record<string, unknown>;
-}
 
 /** The output folder's files to upload: everything but trainkit's own `.trainkit` folder. */
 function outputFiles(root: string, dir = root): string[] {
@@ -84,18 +74,19 @@ export function planCommits<T extends { size: number }>(
  * Unlike HF, the MLflow run is ended at train end (HF's DagsHubCallback overrides on_train_end
  * without calling MLflow's, so its run stays RUNNING until the process exits).
  */
-export class DagsHubCallback extends MlflowCallback {
+export class DagsHubCallback extends MlflowCallback<DagsHubRecord> {
   /** The DagsHub side of the configuration, resolved with the rest at setup. */
   protected dagshub: ResolvedDagsHubConfig | undefined;
-  /** The end record was enqueued by onTrainEnd already (before the repo upload). */
-  private endQueued = false;
 
+  // Declared for its parameter type: the DagsHub options.
   constructor(options: DagsHubCallbackOptions = {}) {
-    if (mlflowDisabled(options.env ?? process.env))
-      throw new MlflowConfigError(
-        "DagsHubCallback: DISABLE_MLFLOW_INTEGRATION is TRUE, which disables DagsHub too (it is built on MLflow, as in HF); unset it to use DagsHub.",
-      );
     super(options);
+  }
+
+  protected static override disabledReason(env: Env): string | undefined {
+    return mlflowDisabled(env)
+      ? "DagsHubCallback: DISABLE_MLFLOW_INTEGRATION is TRUE, which disables DagsHub too (it is built on MLflow, as in HF); unset it to use DagsHub."
+      : undefined;
   }
 
   protected get dagshubOptions(): DagsHubCallbackOptions {
@@ -139,43 +130,24 @@ export class DagsHubCallback extends MlflowCallback {
     return createDagsHubTransport(options);
   }
 
-  protected override shouldEndRun(): boolean {
-    return !this.endQueued && super.shouldEndRun();
-  }
-
   /**
-   * Ends the MLflow run (trainkit's decision; HF leaves it open), then, with
-   * HF_DAGSHUB_LOG_ARTIFACTS, enqueues the upload of the output folder; then drains as MLflow
-   * does. World process zero only (HF uploads from every rank).
+   * At train end, with HF_DAGSHUB_LOG_ARTIFACTS, the upload of the output folder, queued after
+   * the run's end record (trainkit ends the run; HF leaves it open) so a long upload does not
+   * keep it RUNNING. World process zero only, as onTrainEnd (HF uploads from every rank).
    */
-  override async onTrainEnd(
-    args: TrainingArguments,
-    state: TrainerState,
-    control: TrainerControl,
-    ctx: CallbackContext,
-  ): Promise<void> {
-    if (!state.isWorldProcessZero) return;
-    const outbox = this.outbox;
-    if (outbox && this.dagshub?.logRepoArtifacts) {
-      // The run ends first: a long upload does not keep it RUNNING.
-      if (this.shouldEndRun()) {
-        outbox.enqueue(endRecord("FINISHED"));
-        this.endQueued = true;
-      }
-      try {
-        const records = this.repoUploadRecords(args, this.dagshub);
-        if (records.length > 0) outbox.enqueue(records as unknown as MlflowRecord[]);
-      } catch (error) {
-        this.warnOnce(
-          "repo-upload",
-          `DagsHub: could not prepare the upload of ${args.outputDir} to the repository: ${(error as Error).message}`,
-        );
-      }
-    }
+  protected override afterEndRecords(
+    _status: EndStatus,
+    trainEndArgs: TrainingArguments | undefined,
+  ): DagsHubRecord[] {
+    if (!trainEndArgs || !this.dagshub?.logRepoArtifacts) return [];
     try {
-      await super.onTrainEnd(args, state, control, ctx);
-    } finally {
-      this.endQueued = false;
+      return this.repoUploadRecords(trainEndArgs, this.dagshub);
+    } catch (error) {
+      this.warnOnce(
+        "repo-upload",
+        `DagsHub: could not prepare the upload of ${trainEndArgs.outputDir} to the repository: ${(error as Error).message}`,
+      );
+      return [];
     }
   }
 
@@ -239,13 +211,9 @@ export class DagsHubCallback extends MlflowCallback {
     return { args: { ...base.args, ...extra }, attributes: base.attributes };
   }
 
-  static override fromState<T extends MlflowCallback>(
-    this: new (options?: MlflowCallbackOptions) => T,
-    record: StateRecord,
-  ): T {
-    const callback = MlflowCallback.fromState.call(this, record) as T;
+  protected static override optionsFromState(record: StateRecord): DagsHubCallbackOptions {
+    const options: DagsHubCallbackOptions = super.optionsFromState(record);
     const a = record.args ?? {};
-    const options = (callback as unknown as { options: DagsHubCallbackOptions }).options;
     if (typeof a.log_repo_artifacts === "boolean") options.logRepoArtifacts = a.log_repo_artifacts;
     if (typeof a.branch === "string") options.branch = a.branch;
     if (typeof a.host === "string") options.host = a.host;
@@ -253,6 +221,6 @@ export class DagsHubCallback extends MlflowCallback {
       options.maxFilesPerCommit = a.max_files_per_commit;
     if (typeof a.max_bytes_per_commit === "number")
       options.maxBytesPerCommit = a.max_bytes_per_commit;
-    return callback;
+    return options;
   }
 }

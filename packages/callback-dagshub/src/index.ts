@@ -2,24 +2,16 @@
 // DagsHub repository, and the optional upload of the output folder to it — built on
 // @trainkit/callback-mlflow and delivered through the trainkit outbox.
 import {
-  MlflowConfigError,
-  createMlflowClient,
   httpKnobsFromEnv,
   setDefaultMlflowLogger,
-  tlsFromEnv,
+  transportFromMeta,
   type Env,
   type MlflowClientOptions,
-  type MlflowStreamMeta,
 } from "@trainkit/callback-mlflow";
 import { definePlugin, type OutboxTransport } from "@trainkit/core/plugin";
 import { DagsHubCallback, type DagsHubCallbackOptions } from "./callback.js";
-import {
-  dagshubAvailability,
-  parseDagsHubTrackingUri,
-  repoAuthFromEnv,
-  trackingAuth,
-} from "./config.js";
-import { createDagsHubTransport } from "./transport.js";
+import { dagshubAvailability, parseDagsHubTrackingUri, repoAuthFromEnv } from "./config.js";
+import { createDagsHubTransport, type DagsHubTransportOptions } from "./transport.js";
 
 export { DagsHubCallback, planCommits, type DagsHubCallbackOptions } from "./callback.js";
 export {
@@ -74,31 +66,20 @@ export function dagshubTransportFromMeta(
   env: Env,
   extra: Partial<MlflowClientOptions> = {},
 ): OutboxTransport {
-  const stored = (meta as MlflowStreamMeta).trackingUri;
-  const fromEnv = parseDagsHubTrackingUri(env.MLFLOW_TRACKING_URI);
-  const baseUrl = stored ?? (fromEnv.ok ? fromEnv.baseUrl : undefined);
-  if (!baseUrl)
-    throw new MlflowConfigError(
-      "The spool's meta.json has no tracking URI: set MLFLOW_TRACKING_URI to the DagsHub repository's MLflow URI the run logged to.",
-    );
-  const sameServer = fromEnv.ok && fromEnv.baseUrl === baseUrl;
-  const auth = trackingAuth(env, sameServer && fromEnv.ok ? fromEnv.credentials : undefined);
-  const http = httpKnobsFromEnv(env);
-  const options: MlflowClientOptions = {
-    baseUrl,
-    timeoutMs: http.timeoutMs,
-    tls: tlsFromEnv(env),
-    ...extra,
-  };
-  if (auth && !options.auth) options.auth = auth;
-  const transport: Parameters<typeof createDagsHubTransport>[0] = {
-    client: createMlflowClient(options),
-    timeoutMs: http.timeoutMs,
-  };
-  const repoAuth = repoAuthFromEnv(env);
-  if (repoAuth) transport.repoAuth = repoAuth;
-  if (options.auth) transport.trackingAuth = options.auth;
-  return createDagsHubTransport(transport);
+  return transportFromMeta(meta, env, extra, {
+    parseTrackingUri: parseDagsHubTrackingUri,
+    trackingUriName: "the DagsHub repository's MLflow URI",
+    createTransport: (client, { auth }) => {
+      const options: DagsHubTransportOptions = {
+        client,
+        timeoutMs: httpKnobsFromEnv(env).timeoutMs,
+      };
+      const repoAuth = repoAuthFromEnv(env);
+      if (repoAuth) options.repoAuth = repoAuth;
+      if (auth) options.trackingAuth = auth;
+      return createDagsHubTransport(options);
+    },
+  });
 }
 
 /** The plugin `reportTo: ["dagshub"]` (and "all", when a DagsHub tracking URI is set) selects. */

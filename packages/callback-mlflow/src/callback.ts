@@ -8,6 +8,8 @@ import {
   outboxDir,
   redactText,
   type CallbackContext,
+  type OutboxOptions,
+  type OutboxRecord,
   type PluginContext,
   type RetryOptions,
   type TrainerControl,
@@ -58,8 +60,8 @@ import {
 
 type Logger = PluginContext["logger"];
 
-/** The shape of `StateRecord` (core's ExportableState protocol). */
-interface StateRecord {
+/** The shape of `StateRecord` (core's ExportableState protocol): what state()/fromState() exchange. */
+export interface StateRecord {
   args: Record<string, unknown>;
   attributes: Record<string, unknown>;
 }
@@ -93,7 +95,7 @@ export function setDefaultMlflowLogger(logger: Logger): void {
 }
 
 /** Who holds each spool folder in this process, so a rebuilt callback can take it over. */
-const openOutboxes = new Map<string, Outbox<MlflowRecord>>();
+const openOutboxes = new Map<string, Outbox<OutboxRecord>>();
 
 /** What a checkpoint keeps of the callback: the stream and the run it delivers to. */
 export interface MlflowRunState {
@@ -141,15 +143,19 @@ function scalarOf(value: unknown): number | undefined {
  *
  * Subclasses (DagsHub, Azure ML) override the protected hooks: `integrationName`,
  * `resolveConfig`, `createClient`, `createTransport`, `runCreateSpec`, `systemTags`,
- * `paramRecords`, `tagRecords`, `metricRecords`, `artifactRecords`, `shouldEndRun`.
+ * `paramRecords`, `tagRecords`, `metricRecords`, `artifactRecords`, `shouldEndRun`,
+ * `afterEndRecords`, and the static `disabledReason` and `optionsFromState`.
+ *
+ * `R` is the outbox's record type: MLflow's records, plus those of a subclass (its transport
+ * delivers both).
  */
-export class MlflowCallback extends TrainerCallback {
+export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends TrainerCallback {
   protected readonly options: MlflowCallbackOptions;
   protected readonly env: Env;
   protected readonly logger: Logger;
   /** The configuration, resolved at setup (env is read then, not at construction). */
   protected config: ResolvedMlflowConfig | undefined;
-  protected outbox: Outbox<MlflowRecord> | undefined;
+  protected outbox: Outbox<MlflowRecord | R> | undefined;
   /** The stream of the current run (its spool folder and `trainkit.stream` tag). */
   protected stream: string | undefined;
   /** Whether trainkit created the run of the stream (and so ends it). */
@@ -174,10 +180,19 @@ export class MlflowCallback extends TrainerCallback {
     this.options = options;
     this.env = options.env ?? process.env;
     this.logger = options.logger ?? fallbackLogger;
-    if (mlflowDisabled(this.env))
-      throw new MlflowConfigError(
-        "MLflowCallback: DISABLE_MLFLOW_INTEGRATION is TRUE, so the MLflow integration is disabled; unset it to use MLflow.",
-      );
+    // The class being built decides (new.target), so a subclass's own switch applies.
+    const disabled = new.target.disabledReason(this.env);
+    if (disabled !== undefined) throw new MlflowConfigError(disabled);
+  }
+
+  /**
+   * Why the integration is switched off in `env` (the constructor throws it), else undefined.
+   * Static: it is asked before the instance exists.
+   */
+  protected static disabledReason(env: Env): string | undefined {
+    return mlflowDisabled(env)
+      ? "MLflowCallback: DISABLE_MLFLOW_INTEGRATION is TRUE, so the MLflow integration is disabled; unset it to use MLflow."
+      : undefined;
   }
 
   /** The report_to name and the spool folder's integration name. */
@@ -369,7 +384,7 @@ export class MlflowCallback extends TrainerCallback {
       create: runId === undefined ? this.runCreateSpec(config, args, stream) : undefined,
     });
     const retry: RetryOptions = { ...retryFromKnobs(config.http), ...this.options.retry };
-    const outboxOptions: Parameters<typeof Outbox.open<MlflowRecord>>[0] = {
+    const outboxOptions: OutboxOptions<MlflowRecord | R> = {
       dir,
       integration: this.integrationName,
       transport,
@@ -381,7 +396,7 @@ export class MlflowCallback extends TrainerCallback {
       outboxOptions.maxMemoryRecords = this.options.maxMemoryRecords;
     if (this.options.flushIntervalMs !== undefined)
       outboxOptions.flushIntervalMs = this.options.flushIntervalMs;
-    const outbox = Outbox.open<MlflowRecord>(outboxOptions);
+    const outbox = Outbox.open<MlflowRecord | R>(outboxOptions);
     openOutboxes.set(dir, outbox);
     this.outbox = outbox;
     this.stream = stream;
@@ -515,6 +530,15 @@ export class MlflowCallback extends TrainerCallback {
     return this.owned && !this.ended && (this.config?.endRunAtTrainEnd ?? true);
   }
 
+  /**
+   * Records to deliver after the run's end record, before the final drain (none here).
+   * `trainEndArgs` is set only when training ended normally (onTrainEnd), not on a failure,
+   * a signal, close() or the exit of a post-train evaluate.
+   */
+  protected afterEndRecords(_status: EndStatus, _trainEndArgs: TrainingArguments | undefined): R[] {
+    return [];
+  }
+
   override async onTrainBegin(
     args: TrainingArguments,
     state: TrainerState,
@@ -569,13 +593,13 @@ export class MlflowCallback extends TrainerCallback {
   }
 
   override async onTrainEnd(
-    _args: TrainingArguments,
+    args: TrainingArguments,
     state: TrainerState,
     _control: TrainerControl,
     _ctx: CallbackContext,
   ): Promise<void> {
     if (!state.isWorldProcessZero) return;
-    await this.finish("FINISHED");
+    await this.finish("FINISHED", { trainEndArgs: args });
   }
 
   /** train() threw: the run ends FAILED (if trainkit created it), and what is queued is sent. */
@@ -597,8 +621,14 @@ export class MlflowCallback extends TrainerCallback {
     await this.finish("FINISHED");
   }
 
-  /** Ends an owned run with `status`, drains with the deadline, closes the outbox. */
-  protected async finish(status: EndStatus, deadlineMs?: number): Promise<void> {
+  /**
+   * Ends an owned run with `status`, queues afterEndRecords, drains with the deadline (default:
+   * the configured one), closes the outbox. `trainEndArgs`: given by onTrainEnd only.
+   */
+  protected async finish(
+    status: EndStatus,
+    { deadlineMs, trainEndArgs }: { deadlineMs?: number; trainEndArgs?: TrainingArguments } = {},
+  ): Promise<void> {
     this.removeSignalHandlers();
     this.removeExitHandler();
     const outbox = this.outbox;
@@ -606,6 +636,8 @@ export class MlflowCallback extends TrainerCallback {
     if (this.shouldEndRun()) outbox.enqueue(endRecord(status));
     this.ended = true;
     try {
+      const after = this.afterEndRecords(status, trainEndArgs);
+      if (after.length > 0) outbox.enqueue(after);
       await outbox.drain({ deadlineMs: deadlineMs ?? this.config?.drainDeadlineMs ?? 30_000 });
     } finally {
       await this.closeOutbox();
@@ -644,7 +676,7 @@ export class MlflowCallback extends TrainerCallback {
     // The process is going away: events that still come while delivery drains enqueue nothing.
     this.terminating = true;
     try {
-      await this.finish("KILLED", this.options.signalDrainMs ?? 2000);
+      await this.finish("KILLED", { deadlineMs: this.options.signalDrainMs ?? 2000 });
     } catch {
       // terminating anyway
     } finally {
@@ -733,35 +765,42 @@ export class MlflowCallback extends TrainerCallback {
   }
 
   /**
-   * Rebuilds a callback from a checkpoint's state record (options from `args`, env from
-   * process.env); its next setup continues the stored stream and run.
+   * Rebuilds a callback from a checkpoint's state record (options from `args` by the class's
+   * optionsFromState, env from process.env); its next setup continues the stored stream and run.
+   * The first overload is for MlflowCallback itself, whose generic constructor would otherwise
+   * type the result `MlflowCallback<OutboxRecord>`; the second builds the subclass it is called on.
    */
-  static fromState<T extends MlflowCallback>(
+  static fromState(this: typeof MlflowCallback, record: StateRecord): MlflowCallback;
+  static fromState<T extends MlflowCallback<OutboxRecord>>(
     this: new (options?: MlflowCallbackOptions) => T,
     record: StateRecord,
-  ): T {
+  ): T;
+  static fromState(this: typeof MlflowCallback, record: StateRecord): MlflowCallback<OutboxRecord> {
+    const callback = new this(this.optionsFromState(record));
+    callback.restored = runStateOf(record.attributes);
+    return callback;
+  }
+
+  /** The constructor options in a state record's `args` (subclasses add theirs to these). */
+  protected static optionsFromState(record: StateRecord): MlflowCallbackOptions {
     const a = record.args ?? {};
     const str = (v: unknown) => (typeof v === "string" ? v : undefined);
     const bool = (v: unknown) => (typeof v === "boolean" ? v : undefined);
     const num = (v: unknown) => (typeof v === "number" ? v : undefined);
-    const callback = new this(
-      defined({
-        trackingUri: str(a.tracking_uri),
-        experimentName: str(a.experiment_name),
-        experimentId: str(a.experiment_id),
-        runName: str(a.run_name),
-        nested: bool(a.nested),
-        parentRunId: str(a.parent_run_id),
-        logArtifacts: bool(a.log_artifacts),
-        logParams: bool(a.log_params),
-        endRunAtTrainEnd: bool(a.end_run_at_train_end),
-        flattenParams: bool(a.flatten_params),
-        maxLogParams: num(a.max_log_params),
-        drainDeadlineMs: num(a.drain_deadline_ms),
-      }) as MlflowCallbackOptions,
-    );
-    callback.restored = runStateOf(record.attributes);
-    return callback;
+    return defined({
+      trackingUri: str(a.tracking_uri),
+      experimentName: str(a.experiment_name),
+      experimentId: str(a.experiment_id),
+      runName: str(a.run_name),
+      nested: bool(a.nested),
+      parentRunId: str(a.parent_run_id),
+      logArtifacts: bool(a.log_artifacts),
+      logParams: bool(a.log_params),
+      endRunAtTrainEnd: bool(a.end_run_at_train_end),
+      flattenParams: bool(a.flatten_params),
+      maxLogParams: num(a.max_log_params),
+      drainDeadlineMs: num(a.drain_deadline_ms),
+    }) as MlflowCallbackOptions;
   }
 }
 

@@ -2,7 +2,7 @@
 // delivered through the trainkit outbox.
 import { definePlugin, type OutboxTransport } from "@trainkit/core/plugin";
 import { MlflowCallback, setDefaultMlflowLogger, type MlflowCallbackOptions } from "./callback.js";
-import { createMlflowClient, type MlflowClientOptions } from "./client.js";
+import { createMlflowClient, type MlflowClient, type MlflowClientOptions } from "./client.js";
 import {
   MlflowConfigError,
   authFromEnv,
@@ -11,6 +11,7 @@ import {
   parseTrackingUri,
   tlsFromEnv,
   type Env,
+  type ParsedTrackingUri,
 } from "./config.js";
 import { createMlflowTransport, type MlflowStreamMeta } from "./transport.js";
 
@@ -19,6 +20,7 @@ export {
   setDefaultMlflowLogger,
   type MlflowCallbackOptions,
   type MlflowRunState,
+  type StateRecord,
 } from "./callback.js";
 export {
   MlflowClient,
@@ -115,22 +117,38 @@ export function createMlflowCallback(options: MlflowCallbackOptions = {}): Mlflo
   return new MlflowCallback(options);
 }
 
+/** How an integration built on MLflow (DagsHub, Azure ML) adapts {@link transportFromMeta}. */
+export interface TransportFromMetaOptions {
+  /** Reads MLFLOW_TRACKING_URI, for its base URL and credentials (default: parseTrackingUri). */
+  parseTrackingUri?: (uri: string | undefined) => ParsedTrackingUri;
+  /** What MLFLOW_TRACKING_URI should be, in the error when there is no URI (default "the server"). */
+  trackingUriName?: string;
+  /** Builds the transport on the client and the options it was made with (default: MLflow's). */
+  createTransport?: (client: MlflowClient, clientOptions: MlflowClientOptions) => OutboxTransport;
+}
+
 /**
  * The transport `trainkit sync` uses for a spool: the tracking URI from meta.json (secret-free),
- * credentials and TLS/timeout settings from `env` (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, or
- * credentials in MLFLOW_TRACKING_URI when it names the same server).
+ * else from MLFLOW_TRACKING_URI; credentials and TLS/timeout settings from `env`
+ * (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, or credentials in MLFLOW_TRACKING_URI when it names
+ * the same server); `extra` over those.
  */
 export function transportFromMeta(
   meta: Record<string, unknown>,
   env: Env,
   extra: Partial<MlflowClientOptions> = {},
+  {
+    parseTrackingUri: parseUri = parseTrackingUri,
+    trackingUriName = "the server",
+    createTransport = (client) => createMlflowTransport({ client }),
+  }: TransportFromMetaOptions = {},
 ): OutboxTransport {
   const stored = (meta as MlflowStreamMeta).trackingUri;
-  const fromEnv = parseTrackingUri(env.MLFLOW_TRACKING_URI);
+  const fromEnv = parseUri(env.MLFLOW_TRACKING_URI);
   const baseUrl = stored ?? (fromEnv.ok ? fromEnv.baseUrl : undefined);
   if (!baseUrl)
     throw new MlflowConfigError(
-      "The spool's meta.json has no tracking URI: set MLFLOW_TRACKING_URI to the server the run logged to.",
+      `The spool's meta.json has no tracking URI: set MLFLOW_TRACKING_URI to ${trackingUriName} the run logged to.`,
     );
   const sameServer = fromEnv.ok && fromEnv.baseUrl === baseUrl;
   const auth = authFromEnv(env, sameServer && fromEnv.ok ? fromEnv.credentials : undefined);
@@ -141,7 +159,7 @@ export function transportFromMeta(
     ...extra,
   };
   if (auth && !options.auth) options.auth = auth;
-  return createMlflowTransport({ client: createMlflowClient(options) });
+  return createTransport(createMlflowClient(options), options);
 }
 
 /** The plugin `reportTo: ["mlflow"]` (and "all", when a tracking URI is set) selects. */
