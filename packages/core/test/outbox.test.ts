@@ -2,17 +2,19 @@
 // order, batching, retries with backoff and Retry-After, rejects set aside, halts, bounded
 // memory with the spool, drains with a deadline, crashes of the writing process, and
 // `trainkit sync`.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   appendFileSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
   rmSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { syncOutputDir } from "../src/cli/sync.js";
@@ -329,7 +331,7 @@ describe("the spool", () => {
     );
     child.kill("SIGKILL");
     await new Promise((done) => child.on("exit", done));
-    expect(readFileSync(join(dir, "lock"), "utf8")).toBe(String(child.pid)); // left behind, stale
+    expect(JSON.parse(readFileSync(join(dir, "lock"), "utf8")).pid).toBe(child.pid); // left behind, stale
     expect(listOutboxes(outputDir).map((o) => o.pending)).toEqual([5000]);
 
     const backend = new ScriptedBackend(1000);
@@ -357,13 +359,25 @@ describe("the spool", () => {
     expect(() =>
       Outbox.open({ dir, integration: "fake", transport: new ScriptedBackend() }),
     ).toThrow(/already open in this process/);
-    writeFileSync(join(work, "pid"), "");
     await outbox.close();
-    writeFileSync(join(dir, "lock"), String(process.ppid)); // a live process holds it
+    const lock = join(dir, "lock");
+    const open = () => Outbox.open({ dir, integration: "fake", transport: new ScriptedBackend() });
+    writeFileSync(lock, JSON.stringify({ pid: process.ppid, host: hostname() })); // a live process
+    expect(open).toThrow(new RegExp(`in use by process ${process.ppid}.*delete ${lock}`));
+    writeFileSync(lock, JSON.stringify({ pid: 1, host: "build-node-7" })); // another host: no guessing
+    expect(open).toThrow(/in use by process 1 on host build-node-7/);
+    writeFileSync(lock, ""); // being written by another process right now
+    expect(open).toThrow(/being opened by another process/);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old); // an empty lock left by a crash long ago is taken over
+    await open().close();
+    expect(existsSync(lock)).toBe(false);
+    // The same folder spelled differently is still the same outbox.
+    const first = open();
     expect(() =>
-      Outbox.open({ dir, integration: "fake", transport: new ScriptedBackend() }),
-    ).toThrow(new RegExp(`in use by process ${process.ppid}`));
-    rmSync(join(dir, "lock"));
+      Outbox.open({ dir: dir + "/", integration: "fake", transport: new ScriptedBackend() }),
+    ).toThrow(/already open in this process/);
+    await first.close();
   });
 
   test("meta.json keeps what transports save, and never loses it across reopenings", async () => {
@@ -397,7 +411,7 @@ describe("backoff", () => {
       100, 200, 400, 800, 1000,
     ]);
     expect(backoffDelay(2, options, () => 0.5)).toBe(300);
-    expect(backoffDelay(9, options, () => 1)).toBe(1000);
+    expect(backoffDelay(9, options, () => 1)).toBe(2000); // jitter on top of the cap spreads clients
     expect(parseRetryAfter("3")).toBe(3000);
     expect(parseRetryAfter("0.5")).toBe(500);
     const now = Date.parse("2026-11-28T10:00:00Z");
@@ -459,5 +473,244 @@ describe("trainkit sync", () => {
     const results = await syncOutputDir({ outputDir, logger: quiet().logger, cwd: work });
     expect(results[0]!.pending).toBe(3);
     expect(results[0]!.error).toContain("npm install @trainkit/callback-mlflow");
+  });
+});
+
+describe("robustness", () => {
+  test("a full disk never throws into training: records wait in memory and are written once space is back", async () => {
+    const mount = join(work, "tiny");
+    mkdirSync(mount, { recursive: true });
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", mount]);
+    } catch {
+      // The full-disk case needs a tiny filesystem; say so rather than pass silently.
+      throw new Error("this test mounts a tmpfs: run it as root, as CI does");
+    }
+    try {
+      let down = true;
+      const backend = new ScriptedBackend(1000, () =>
+        down ? new DeliveryError("down", { kind: "retry" }) : "ok",
+      );
+      const { logger, messages } = quiet();
+      const outbox = Outbox.open({
+        dir: join(mount, "spool"),
+        integration: "fake",
+        transport: backend,
+        logger,
+        flushIntervalMs: 0,
+        retry: fastRetry,
+      });
+      writeFileSync(join(mount, "filler"), Buffer.alloc(480 * 1024)); // most of the disk
+      const sent: Point[] = [];
+      for (let i = 0; i < 600; i++) {
+        const batch = points(10, i * 10);
+        sent.push(...batch);
+        expect(() => outbox.enqueue(batch)).not.toThrow();
+      }
+      expect(messages.filter((m) => m.includes("cannot write to the spool"))).toHaveLength(1);
+      rmSync(join(mount, "filler")); // space is back
+      down = false;
+      outbox.enqueue(points(1, 6000));
+      sent.push(...points(1, 6000));
+      const report = await outbox.drain({ deadlineMs: 10_000 });
+      expect(report.pending).toBe(0);
+      expect(report.dropped).toBeUndefined();
+      expect(backend.received).toEqual(sent); // in order, none lost, none twice
+      await outbox.close();
+    } finally {
+      execFileSync("umount", ["-l", mount]); // lazy: vitest may still hold the folder open
+    }
+  });
+
+  test("an error outside deliver (a transport's batchSize throws) is reported and retried, never an unhandled rejection", async () => {
+    let broken = true;
+    const received: Point[] = [];
+    const transport: OutboxTransport<Point> = {
+      batchSize: (r) => {
+        if (broken) throw new Error("batchSize bug");
+        return r.length;
+      },
+      deliver: async (batch) => void received.push(...batch),
+    };
+    const { logger, messages } = quiet();
+    const outbox = Outbox.open({
+      dir: freshDir(),
+      integration: "fake",
+      transport,
+      logger,
+      flushIntervalMs: 0,
+      retry: fastRetry,
+    });
+    outbox.enqueue(points(5));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(messages.filter((m) => m.includes("batchSize bug"))).toHaveLength(1);
+    broken = false;
+    await outbox.drain({ deadlineMs: 5000 });
+    expect(received).toEqual(points(5));
+    await outbox.close();
+  });
+
+  test("a damaged line in the middle of a segment is set aside; the records around it are delivered", async () => {
+    const dir = freshDir();
+    const spool = new Spool<Point>(dir);
+    spool.append(points(3));
+    spool.close();
+    appendFileSync(join(dir, "segment-000001.jsonl"), "{not json\n");
+    const again = new Spool<Point>(dir);
+    again.append(points(2, 3));
+    again.close();
+    const backend = new ScriptedBackend(100);
+    const { logger, messages } = quiet();
+    const outbox = Outbox.open({
+      dir,
+      integration: "fake",
+      transport: backend,
+      logger,
+      flushIntervalMs: 0,
+    });
+    await outbox.drain({ deadlineMs: 5000 });
+    expect(backend.received).toEqual([...points(3), ...points(2, 3)]);
+    expect(readFileSync(join(dir, "corrupt.jsonl"), "utf8")).toContain("{not json");
+    expect(messages.filter((m) => m.includes("damaged line"))).toHaveLength(1);
+    await outbox.close();
+  });
+
+  test("a torn last line longer than a read chunk is cut whole", () => {
+    const dir = join(work, "torn-long");
+    const spool = new Spool<Point>(dir);
+    spool.append(points(2));
+    spool.close();
+    appendFileSync(join(dir, "segment-000001.jsonl"), '{"k":"' + "x".repeat(3 * 1024 * 1024));
+    const reopened = new Spool<Point>(dir);
+    expect(reopened.pending).toBe(2);
+    reopened.append(points(1, 2));
+    expect(reopened.read(reopened.start, 10).map((r) => r.record)).toEqual([
+      ...points(2),
+      ...points(1, 2),
+    ]);
+    reopened.close();
+  });
+
+  test("Retry-After: 0 does not become a busy loop", async () => {
+    const backend = new ScriptedBackend(
+      10,
+      () => new DeliveryError("429", { kind: "retry", retryAfterMs: 0 }),
+    );
+    const outbox = Outbox.open({
+      dir: freshDir(),
+      integration: "fake",
+      transport: backend,
+      logger: quiet().logger,
+      flushIntervalMs: 0,
+      retry: { baseMs: 50, maxMs: 1000, jitter: 0 },
+    });
+    outbox.enqueue(points(3));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(backend.requests.length).toBeLessThan(8); // backoff 50, 100, 200 ms: a handful
+    await outbox.close();
+  });
+
+  test("a drain tries at once when a backoff wait is pending (the tracker may be back)", async () => {
+    let down = true;
+    const backend = new ScriptedBackend(10, () =>
+      down ? new DeliveryError("ECONNREFUSED", { kind: "retry" }) : "ok",
+    );
+    const outbox = Outbox.open({
+      dir: freshDir(),
+      integration: "fake",
+      transport: backend,
+      logger: quiet().logger,
+      flushIntervalMs: 0,
+      retry: { baseMs: 60_000, maxMs: 60_000, jitter: 0 },
+    });
+    outbox.enqueue(points(4));
+    await new Promise((r) => setTimeout(r, 50)); // the first attempt failed; the next in 60 s
+    down = false;
+    const started = performance.now();
+    const report = await outbox.drain({ deadlineMs: 20_000 });
+    expect(report.pending).toBe(0);
+    expect(performance.now() - started).toBeLessThan(2000);
+    await outbox.close();
+  });
+
+  test("a request still out when the outbox closes never moves the next owner's cursor back", async () => {
+    const dir = freshDir();
+    let release: () => void = () => {};
+    const slow: OutboxTransport<Point> = {
+      batchSize: (r) => r.length,
+      deliver: () => new Promise<void>((done) => (release = done)), // ignores abort
+    };
+    const outbox = Outbox.open({
+      dir,
+      integration: "fake",
+      transport: slow,
+      logger: quiet().logger,
+      flushIntervalMs: 0,
+    });
+    outbox.enqueue(points(10));
+    await new Promise((r) => setTimeout(r, 50));
+    await outbox.close();
+    const next = new ScriptedBackend(100);
+    const second = Outbox.open({
+      dir,
+      integration: "fake",
+      transport: next,
+      logger: quiet().logger,
+      flushIntervalMs: 0,
+    });
+    await second.drain({ deadlineMs: 5000 });
+    expect(next.received).toEqual(points(10));
+    release(); // the first owner's request finally returns
+    await new Promise((r) => setTimeout(r, 50));
+    second.enqueue(points(1, 10));
+    await second.drain({ deadlineMs: 5000 });
+    expect(next.received).toEqual([...points(10), ...points(1, 10)]); // nothing twice
+    await second.close();
+  });
+
+  test("delivered data is deleted: only meta and cursor are left once everything is delivered", async () => {
+    const dir = freshDir();
+    const outbox = Outbox.open({
+      dir,
+      integration: "fake",
+      transport: new ScriptedBackend(500),
+      logger: quiet().logger,
+      flushIntervalMs: 0,
+    });
+    outbox.enqueue(points(2000));
+    await outbox.drain({ deadlineMs: 5000 });
+    await outbox.close();
+    expect(readdirSync(dir).sort()).toEqual(["cursor.json", "meta.json"]);
+  });
+
+  test("bad options are refused before anything is opened", () => {
+    const dir = join(work, "bad-options");
+    expect(() =>
+      Outbox.open({
+        dir,
+        integration: "fake",
+        transport: new ScriptedBackend(),
+        maxMemoryRecords: Number.NaN,
+        retry: { baseMs: -1 },
+      }),
+    ).toThrow(
+      /maxMemoryRecords must be an integer ≥ 1 \(got NaN\); retry.baseMs must be a number > 0 \(got -1\)/,
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  test("secret-named fields of meta are masked in meta.json", async () => {
+    const dir = freshDir();
+    const outbox = Outbox.open({
+      dir,
+      integration: "fake",
+      transport: new ScriptedBackend(),
+      meta: { runId: "r1", api_token: "tok-123" },
+      logger: quiet().logger,
+    });
+    await outbox.close();
+    const text = readFileSync(join(dir, "meta.json"), "utf8");
+    expect(text).toContain('"runId": "r1"');
+    expect(text).not.toContain("tok-123");
   });
 });

@@ -169,6 +169,20 @@ describe("selection with plugins given directly", () => {
     expect(keySanitizers.mlflow("k".repeat(300))).toHaveLength(300); // the caller drops it
   });
 
+  test('"all" leaves out plugins with autoSelect: false (HF: flyte acts only when named)', async () => {
+    const flyte = definePlugin({
+      name: "flyte",
+      autoSelect: false,
+      create: () => new TrainerCallback(),
+    });
+    const plugins = [flyte, plugin("tensorboard")];
+    const all = await selectPlugins("all", context(), { plugins, cwd: work });
+    expect(all.plugins.map((p) => p.name)).toEqual(["tensorboard"]);
+    expect(all.summary).toContain("flyte (used only when listed in reportTo)");
+    const named = await selectPlugins(["flyte"], context(), { plugins, cwd: work });
+    expect(named.plugins).toEqual([flyte]);
+  });
+
   test('"all" leaves azure_ml out when mlflow is active (HF), but a list can name both', async () => {
     const plugins = [plugin("mlflow"), plugin("azure_ml"), plugin("tensorboard")];
     const all = await selectPlugins("all", context(), { plugins, cwd: work });

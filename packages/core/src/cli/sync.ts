@@ -60,7 +60,7 @@ export async function syncOutputDir(options: SyncOptions): Promise<SyncResult[]>
         flushIntervalMs: 0,
       });
       try {
-        const report = await outbox.drain({ deadlineMs: options.deadlineMs ?? 2 ** 31 - 1 });
+        const report = await outbox.drain({ deadlineMs: options.deadlineMs ?? NO_DEADLINE_MS });
         Object.assign(result, {
           delivered: report.delivered,
           pending: report.pending,
@@ -105,18 +105,19 @@ async function pluginFinder(
 /** The command: prints one line per spool; exit code 1 when anything is left. */
 export async function syncCommand(argv: readonly string[]): Promise<number> {
   let outputDir: string | undefined;
-  let deadlineMs: number | undefined;
+  // A tracker that stays down must not keep the command running forever.
+  let deadlineMs = DEFAULT_DEADLINE_S * 1000;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--deadline") {
       const seconds = Number(argv[++i]);
-      if (!Number.isFinite(seconds) || seconds <= 0) {
+      if (!Number.isFinite(seconds) || seconds < 0) {
         console.error(
-          "trainkit sync: --deadline needs a number of seconds > 0, e.g. --deadline 60.",
+          "trainkit sync: --deadline needs a number of seconds (0 for no deadline), e.g. --deadline 60.",
         );
         return 2;
       }
-      deadlineMs = seconds * 1000;
+      deadlineMs = seconds === 0 ? NO_DEADLINE_MS : seconds * 1000;
     } else if (outputDir === undefined && !arg.startsWith("-")) outputDir = arg;
     else {
       console.error(`trainkit sync: unexpected argument "${arg}".\n\n${SYNC_USAGE}`);
@@ -149,9 +150,14 @@ export async function syncCommand(argv: readonly string[]): Promise<number> {
   return results.some((r) => r.pending > 0) ? 1 : 0;
 }
 
+const DEFAULT_DEADLINE_S = 300;
+/** setTimeout's largest delay (~24.8 days). */
+const NO_DEADLINE_MS = 2 ** 31 - 1;
+
 export const SYNC_USAGE = `Usage: trainkit sync <outputDir> [--deadline <seconds>]
 
 Delivers the records that training runs left undelivered in <outputDir>/.trainkit/outbox
 (a tracker was down or slow at the end of training). Secrets (tokens, passwords) come from the
 same environment variables the run used. Run it from your application's folder, so the
-integrations' packages are found. Exit code 0 when everything was delivered.`;
+integrations' packages are found. Each spool gets --deadline seconds (default ${DEFAULT_DEADLINE_S}; 0 for
+none); what is left stays for the next sync. Exit code 0 when everything was delivered.`;

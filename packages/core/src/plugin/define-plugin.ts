@@ -22,6 +22,11 @@ export interface PluginDefinition {
   /** The callback that reports this run. */
   create(context: PluginContext): TrainerCallback | Promise<TrainerCallback>;
   /**
+   * Whether reportTo "all" may pick this plugin (default true). HF leaves some integrations
+   * (Flyte) out of "all": they act only when named in reportTo.
+   */
+  autoSelect?: boolean;
+  /**
    * For plugins that send through an outbox: rebuilds the delivery side from a spool's
    * meta.json (secret-free) and secrets from `env`, so `trainkit sync <outputDir>` can deliver
    * what a run left behind.
@@ -40,7 +45,9 @@ export interface TransportContext {
 
 /** A plugin, as a plugin package's default export. */
 export interface TrainkitPlugin
-  extends Required<Pick<PluginDefinition, "name" | "create">>, Pick<PluginDefinition, "transport"> {
+  extends
+    Required<Pick<PluginDefinition, "name" | "create">>,
+    Pick<PluginDefinition, "transport" | "autoSelect"> {
   readonly kind: "trainkit-plugin";
   isAvailable(context: PluginContext): Availability;
 }
@@ -51,7 +58,7 @@ const NAME = /^[a-z][a-z0-9_-]*$/;
 export function definePlugin(definition: PluginDefinition): TrainkitPlugin {
   if (typeof definition !== "object" || definition === null)
     throw new TypeError("definePlugin expects { name, isAvailable?, create }.");
-  const { name, isAvailable, create, transport } = definition;
+  const { name, isAvailable, create, transport, autoSelect } = definition;
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new TypeError(
       `definePlugin: name must be lowercase letters, digits, "_" or "-", starting with a letter (got ${JSON.stringify(name)}).`,
@@ -70,6 +77,7 @@ export function definePlugin(definition: PluginDefinition): TrainkitPlugin {
     name,
     create,
     ...(transport === undefined ? {} : { transport }),
+    ...(autoSelect === undefined ? {} : { autoSelect: autoSelect === true }),
     isAvailable(context: PluginContext): Availability {
       if (!isAvailable) return { available: true };
       const result = isAvailable(context);

@@ -37,3 +37,5 @@ export type {
 } from "./outbox/types.js";
 export { backoffDelay, parseRetryAfter } from "./outbox/backoff.js";
 export { listOutboxes, newStreamId, outboxDir, type FoundOutbox } from "./outbox/paths.js";
+export { formatPythonFloat } from "../util/python-json.js";
+export { FLOAT_LOG_KEY } from "../util/format-logs.js";

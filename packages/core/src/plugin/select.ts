@@ -11,6 +11,8 @@ import {
 import { FIRST_PARTY, FIRST_PARTY_ORDER } from "./first-party.js";
 
 /** Where plugins come from, besides the application's dependencies. */
+const PLUGINS_OPTION = "the plugins option";
+
 export interface PluginSources {
   /** The application's folder (process.cwd() by default). */
   cwd?: string;
@@ -46,13 +48,15 @@ export function installedCandidates(
   const add = (candidate: Candidate) => {
     const existing = candidates.get(candidate.name);
     if (!existing) candidates.set(candidate.name, candidate);
-    else
+    // A plugin given in the plugins option (e.g. one built with options) is meant to replace
+    // the installed package of the same name.
+    else if (existing.origin !== PLUGINS_OPTION || candidate.origin === PLUGINS_OPTION)
       warn(
         `Two plugins are named "${candidate.name}": ${existing.origin} is used, ${candidate.origin} is not.`,
       );
   };
   for (const plugin of sources.plugins ?? [])
-    add({ name: plugin.name, origin: "the plugins option", load: async () => plugin });
+    add({ name: plugin.name, origin: PLUGINS_OPTION, load: async () => plugin });
   for (const found of discoverPlugins(cwd, warn)) add(fromPackage(found));
   return [...candidates.values()];
 }
@@ -150,6 +154,10 @@ export async function selectPlugins(
       // A broken package the user did not name must not stop the run; a named one does.
       if (reportTo !== "all") throw error;
       skipped.push(`${name} (failed to load: ${redactText((error as Error).message)})`);
+      continue;
+    }
+    if (reportTo === "all" && plugin.autoSelect === false) {
+      skipped.push(`${name} (used only when listed in reportTo)`);
       continue;
     }
     if (!availability.available) {

@@ -7,14 +7,17 @@ export const RETRY_DEFAULTS: Required<RetryOptions> = {
   reportAfter: 5,
 };
 
-/** Exponential backoff with jitter: base·2^(attempt-1), capped, plus up to jitter·delay. */
+/**
+ * Exponential backoff with jitter: base·2^(attempt-1), capped at maxMs, plus up to jitter·delay
+ * on top (after the cap, so clients that all reached the cap still spread out).
+ */
 export function backoffDelay(
   attempt: number,
   options: Required<RetryOptions>,
   random: () => number = Math.random,
 ): number {
   const exponential = Math.min(options.maxMs, options.baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.min(options.maxMs, exponential * (1 + options.jitter * random()));
+  return exponential * (1 + options.jitter * random());
 }
 
 /**

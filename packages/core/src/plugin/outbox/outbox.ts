@@ -1,16 +1,10 @@
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { join } from "node:path";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../../util/json-file.js";
 import { logger as defaultLogger, type Logger } from "../../util/logger.js";
-import { redactText } from "../../util/redact.js";
+import { redactSecrets, redactText } from "../../util/redact.js";
 import { RETRY_DEFAULTS, backoffDelay } from "./backoff.js";
+import { acquireLock, releaseLock } from "./lock.js";
 import { outputDirOf } from "./paths.js";
 import { Spool, compare, type SpoolPosition, type SpooledRecord } from "./spool.js";
 import {
@@ -29,19 +23,19 @@ const BATCH_VIEW = 10_000;
 const SEND_NOW = 1000;
 /** Rejected records reported one by one; past this only a count. */
 const REPORTED_REJECTS = 5;
+/** This many single records rejected in a row with one message is the server refusing all. */
+const REJECTS_MEANING_HALT = 20;
 /** A server's Retry-After is honoured up to this (a drain deadline still applies). */
 const RETRY_AFTER_CAP_MS = 10 * 60_000;
 /** After a drain deadline aborts a request, how long to wait for the transport to give up. */
-const ABORT_GRACE_MS = 2000;
-
-const openDirs = new Set<string>();
+const ABORT_GRACE_MS = 1000;
 
 /**
  * The outbox: integrations enqueue records and return at once; a background loop delivers them
  * through the integration's transport, in order, one batch in flight, with retries. Every
- * record is appended to an on-disk spool first, so memory stays bounded (only the head of the
- * queue is held) and nothing is lost if the tracker is down or the process dies; a later
- * process (`trainkit sync`, a resumed run) delivers what is left.
+ * record is appended to an on-disk spool first and read back from it for delivery, so memory
+ * stays bounded and nothing is lost if the tracker is down or the process dies; a later process
+ * (`trainkit sync`, a resumed run) delivers what is left.
  */
 export class Outbox<R extends OutboxRecord = OutboxRecord> {
   readonly dir: string;
@@ -54,46 +48,49 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
   private readonly retry: Required<RetryOptions>;
   private metaValue: Record<string, unknown>;
 
-  /** The head of the queue, in order; records past it are only on disk. */
+  /** The head of the queue, read back from the spool, in order. */
   private memory: SpooledRecord<R>[] = [];
   /** Next spool position not held in memory. */
   private readFrom: SpoolPosition;
+  /** Records the spool could not take (disk full, folder gone), waiting to be written, in order. */
+  private unwritten: R[] = [];
+  private droppedCount = 0;
 
   private timer: NodeJS.Timeout | undefined;
-  private timerIsBackoff = false;
+  /** The timer waits for a server's Retry-After: a drain keeps it; other waits it cuts short. */
+  private timerHonoursServer = false;
   private running: Promise<void> | undefined;
   private controller = new AbortController();
   private closed = false;
   private draining = false;
   private attempt = 0;
   private outageReported = false;
+  private localErrorReported = false;
   /**
    * Set while looking for a rejected record: a rejected batch halves it, each batch that gets
    * through doubles it back, so one bad record costs a few requests, not one per record.
    */
   private splitMax = Infinity;
+  private rejectStreak = { message: "", count: 0 };
   private rejectedCount = 0;
+  private corruptCount = 0;
   private deliveredCount = 0;
   private lastError: string | undefined;
   private haltReason: string | undefined;
   private waiters = new Set<() => void>();
 
   private constructor(options: OutboxOptions<R>) {
-    this.dir = options.dir;
+    this.dir = resolve(options.dir);
     this.integration = options.integration;
     this.transport = options.transport;
     this.logger = options.logger ?? defaultLogger;
-    this.maxMemory = Math.max(1, options.maxMemoryRecords ?? 10_000);
-    this.flushIntervalMs = Math.max(0, options.flushIntervalMs ?? 1000);
+    this.maxMemory = options.maxMemoryRecords ?? 10_000;
+    this.flushIntervalMs = options.flushIntervalMs ?? 1000;
     this.retry = { ...RETRY_DEFAULTS, ...definedOnly(options.retry ?? {}) };
-    this.spool = new Spool<R>(options.dir);
+    this.spool = new Spool<R>(this.dir);
     this.readFrom = this.spool.start;
-    this.metaValue = {
-      ...readMeta(options.dir),
-      integration: options.integration,
-      ...options.meta,
-    };
-    writeFileAtomic(join(this.dir, "meta.json"), JSON.stringify(this.metaValue, null, 2) + "\n");
+    this.metaValue = { ...readMeta(this.dir), integration: options.integration, ...options.meta };
+    this.writeMeta();
   }
 
   /**
@@ -101,25 +98,27 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
    * outbox per folder may be open, across processes.
    */
   static open<R extends OutboxRecord = OutboxRecord>(options: OutboxOptions<R>): Outbox<R> {
-    acquireLock(options.dir);
+    checkOptions(options);
+    const dir = resolve(options.dir);
+    acquireLock(dir);
     try {
       const outbox = new Outbox<R>(options);
       if (outbox.pending > 0) outbox.schedule(0);
       return outbox;
     } catch (error) {
-      releaseLock(options.dir);
+      releaseLock(dir);
       throw error;
     }
   }
 
   /** Records enqueued and not yet delivered or set aside. */
   get pending(): number {
-    return this.spool.pending;
+    return this.spool.pending + this.unwritten.length;
   }
 
   /** Records held in memory (the rest of `pending` is only on disk). */
   get inMemory(): number {
-    return this.memory.length;
+    return this.memory.length + this.unwritten.length;
   }
 
   get meta(): Readonly<Record<string, unknown>> {
@@ -128,19 +127,24 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
 
   saveMeta(patch: Record<string, unknown>): void {
     this.metaValue = { ...this.metaValue, ...patch };
-    writeFileAtomic(join(this.dir, "meta.json"), JSON.stringify(this.metaValue, null, 2) + "\n");
+    this.writeMeta();
   }
 
-  /** Appends records to the spool and returns; delivery happens in the background. */
+  /**
+   * Appends records to the spool and returns; delivery happens in the background. Never throws
+   * for the spool's sake: records the disk cannot take wait in memory (up to maxMemoryRecords,
+   * then they are counted as dropped), and the problem is reported once.
+   */
   enqueue(records: R | readonly R[]): void {
     if (this.closed) throw new Error(`The ${this.integration} outbox is closed.`);
     const list = Array.isArray(records) ? (records as readonly R[]) : [records as R];
     if (list.length === 0) return;
-    // Written to the spool only: the delivery loop reads records back from it in batches.
-    // Holding the caller's objects instead would keep them alive past the event, which makes
-    // V8 allocate every later record of that call site in the old generation (pretenuring):
-    // a million logged points then cost ~100 MB of garbage before the next full collection.
-    this.spool.append(list);
+    // Records are written to the spool only and read back for delivery. Holding the caller's
+    // objects instead would keep them alive past the event, which makes V8 allocate every
+    // later record of that call site in the old generation (pretenuring): a million logged
+    // points then cost ~100 MB of garbage before the next full collection.
+    this.unwritten.push(...list);
+    this.writeUnwritten();
     if (this.haltReason === undefined && this.timer === undefined && this.running === undefined)
       this.schedule(this.draining || this.pending >= SEND_NOW ? 0 : this.flushIntervalMs);
   }
@@ -156,11 +160,13 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
     const rejectedBefore = this.rejectedCount;
     if (this.pending > 0 && this.haltReason === undefined && !this.closed) {
       this.draining = true;
-      if (this.timer !== undefined && !this.timerIsBackoff) this.cancelTimer();
+      // Try now rather than sit out a backoff (the tracker may be back); a server's own
+      // Retry-After is respected.
+      if (this.timer !== undefined && !this.timerHonoursServer) this.cancelTimer();
       if (this.timer === undefined && this.running === undefined) this.schedule(0);
       const settled = await this.waitFor(
         () => this.pending === 0 || this.haltReason !== undefined,
-        deadlineMs,
+        Math.max(0, deadlineMs - ABORT_GRACE_MS),
       );
       this.draining = false;
       if (!settled) await this.interrupt();
@@ -170,6 +176,7 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
       pending: this.pending,
       rejected: this.rejectedCount - rejectedBefore,
     };
+    if (this.droppedCount > 0) report.dropped = this.droppedCount;
     if (report.pending > 0) {
       report.reason = this.haltReason ?? this.lastError ?? `the ${deadlineMs} ms deadline passed`;
       this.logger.warn(
@@ -188,7 +195,46 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
     await this.interrupt();
     this.spool.close();
     releaseLock(this.dir);
+    if (this.unwritten.length > 0)
+      this.logger.warn(
+        `${this.integration}: ${this.unwritten.length} record(s) could not be written to ${this.dir} and are lost.`,
+      );
     this.notify();
+  }
+
+  private writeMeta(): void {
+    // Transports keep secrets out of meta; masking secret-named fields is the second line.
+    const text = JSON.stringify(redactSecrets(this.metaValue), null, 2) + "\n";
+    try {
+      writeFileAtomic(join(this.dir, "meta.json"), text);
+    } catch (error) {
+      this.reportLocalError("cannot write meta.json", error);
+    }
+  }
+
+  /** Moves records waiting in memory to the spool, in order; keeps them when the disk refuses. */
+  private writeUnwritten(): void {
+    if (this.unwritten.length === 0) return;
+    try {
+      this.spool.append(this.unwritten);
+      this.unwritten = [];
+      this.localErrorReported = false;
+    } catch (error) {
+      this.reportLocalError(`cannot write to the spool in ${this.dir}`, error);
+      const excess = this.unwritten.length - this.maxMemory;
+      if (excess > 0) {
+        this.unwritten.splice(0, excess);
+        this.droppedCount += excess;
+      }
+    }
+  }
+
+  private reportLocalError(what: string, error: unknown): void {
+    if (this.localErrorReported) return;
+    this.localErrorReported = true;
+    this.logger.warn(
+      `${this.integration}: ${what} (${redactText(error instanceof Error ? error.message : String(error))}). Up to ${this.maxMemory} records wait in memory and are written once the disk takes them again; training goes on.`,
+    );
   }
 
   private syncHint(): string {
@@ -198,16 +244,21 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
       : `run \`trainkit sync ${outputDir}\` to deliver them (a run resumed from a checkpoint delivers them first).`;
   }
 
-  private schedule(delayMs: number, backoff = false): void {
+  private schedule(delayMs: number, honoursServer = false): void {
     if (this.closed || this.haltReason !== undefined) return;
     this.cancelTimer();
-    this.timerIsBackoff = backoff;
+    this.timerHonoursServer = honoursServer;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.running ??= this.pump().finally(() => {
-        this.running = undefined;
-        this.notify();
-      });
+      this.running ??= this.pump()
+        .catch((error: unknown) => this.loopFailed(error))
+        .finally(() => {
+          this.running = undefined;
+          // Records enqueued while the loop was finishing would otherwise wait for nothing.
+          if (this.pending > 0 && this.timer === undefined && !this.closed)
+            this.schedule(this.draining ? 0 : this.flushIntervalMs);
+          this.notify();
+        });
     }, delayMs);
     // Never keeps the process alive: what is not sent by exit stays in the spool.
     this.timer.unref();
@@ -230,9 +281,13 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
 
   private async pump(): Promise<void> {
     while (!this.closed && this.haltReason === undefined) {
+      this.writeUnwritten();
       this.refill();
-      if (this.memory.length === 0) return;
-      const view = this.memory.slice(0, BATCH_VIEW).map((entry) => entry.record);
+      this.setAsideCorruptHead();
+      const firstCorrupt = this.memory.findIndex((entry) => entry.corrupt !== undefined);
+      const usable = firstCorrupt === -1 ? this.memory.length : firstCorrupt;
+      if (usable === 0) return;
+      const view = this.memory.slice(0, Math.min(usable, BATCH_VIEW)).map((e) => e.record!);
       const wanted = Math.floor(this.transport.batchSize(view));
       const size = Math.max(1, Math.min(view.length, this.splitMax, wanted > 0 ? wanted : 1));
       const batch = view.slice(0, size);
@@ -244,8 +299,11 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
         if (!this.failed(error, size)) return;
         continue;
       }
+      // Closed while the request was out: the spool belongs to whoever opens it next.
+      if (this.closed) return;
       this.acknowledge(size);
       this.deliveredCount += size;
+      this.rejectStreak.count = 0;
       if (this.attempt > 0 && this.outageReported)
         this.logger.info(`${this.integration}: delivering again; nothing was lost.`);
       this.attempt = 0;
@@ -255,6 +313,14 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
     }
   }
 
+  /** An error outside deliver (the disk, a transport's batchSize): retried later, never thrown. */
+  private loopFailed(error: unknown): void {
+    this.attempt += 1;
+    this.lastError = redactText(error instanceof Error ? error.message : String(error));
+    this.reportLocalError("the delivery loop failed", error);
+    this.schedule(this.backoff());
+  }
+
   /** Handles a failed batch; true to go on at once, false when the loop should stop for now. */
   private failed(error: unknown, size: number): boolean {
     const kind = error instanceof DeliveryError ? error.kind : "retry";
@@ -262,18 +328,19 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
     if (kind === "reject") {
       if (size > 1) {
         this.splitMax = Math.max(1, Math.floor(size / 2));
-      } else {
-        this.setAside(message);
+        return true;
       }
-      return true;
+      const streak = this.rejectStreak;
+      streak.count = streak.message === message ? streak.count + 1 : 1;
+      streak.message = message;
+      if (streak.count < REJECTS_MEANING_HALT) {
+        this.setAside(message);
+        return true;
+      }
+      // The same refusal for record after record: the server refuses everything, not a record.
+      return this.halt(`the tracker rejected ${streak.count} records in a row: ${message}`);
     }
-    if (kind === "halt") {
-      this.haltReason = message;
-      this.logger.warn(
-        `${this.integration}: delivery stopped: ${message}. ${this.pending} record(s) are kept in ${this.dir}; fix the cause, then ${this.syncHint()}`,
-      );
-      return false;
-    }
+    if (kind === "halt") return this.halt(message);
     this.attempt += 1;
     this.lastError = message;
     if (this.attempt >= this.retry.reportAfter && !this.outageReported) {
@@ -283,9 +350,16 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
       );
     }
     const retryAfter = error instanceof DeliveryError ? error.retryAfterMs : undefined;
-    this.schedule(
-      retryAfter === undefined ? this.backoff() : Math.min(RETRY_AFTER_CAP_MS, retryAfter),
-      true,
+    if (retryAfter === undefined) this.schedule(this.backoff());
+    // Never sooner than our own backoff: a Retry-After of 0 must not become a busy loop.
+    else this.schedule(Math.min(RETRY_AFTER_CAP_MS, Math.max(retryAfter, this.backoff())), true);
+    return false;
+  }
+
+  private halt(message: string): false {
+    this.haltReason = message;
+    this.logger.warn(
+      `${this.integration}: delivery stopped: ${message}. ${this.pending} record(s) are kept in ${this.dir}; fix the cause, then ${this.syncHint()}`,
     );
     return false;
   }
@@ -296,17 +370,35 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
 
   private setAside(message: string): void {
     const entry = this.memory[0]!;
-    appendFileSync(
-      join(this.dir, "rejects.jsonl"),
-      JSON.stringify({ at: new Date().toISOString(), reason: message, record: entry.record }) +
-        "\n",
-    );
+    this.appendAside("rejects.jsonl", { reason: message, record: entry.record });
     this.rejectedCount += 1;
     if (this.rejectedCount <= REPORTED_REJECTS)
       this.logger.warn(
         `${this.integration}: the tracker rejected a record (${message}); it is set aside in ${join(this.dir, "rejects.jsonl")} and not retried.${this.rejectedCount === REPORTED_REJECTS ? " Further rejections are only counted." : ""}`,
       );
     this.acknowledge(1);
+  }
+
+  /** Lines of the spool that are not JSON go to corrupt.jsonl, so they block nothing. */
+  private setAsideCorruptHead(): void {
+    while (this.memory[0]?.corrupt !== undefined) {
+      this.appendAside("corrupt.jsonl", { line: this.memory[0].corrupt });
+      this.corruptCount += 1;
+      if (this.corruptCount === 1)
+        this.logger.warn(
+          `${this.integration}: a damaged line in the spool ${this.dir} was set aside in corrupt.jsonl.`,
+        );
+      this.acknowledge(1);
+    }
+  }
+
+  private appendAside(file: string, entry: Record<string, unknown>): void {
+    const line = JSON.stringify({ at: new Date().toISOString(), ...entry }) + "\n";
+    try {
+      appendFileSync(join(this.dir, file), line);
+    } catch (error) {
+      this.reportLocalError(`cannot write ${file}`, error);
+    }
   }
 
   /** The first `count` records are done: move the spool cursor past them. */
@@ -321,6 +413,7 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
   /** Reads the next records back from the spool when memory runs low. */
   private refill(): void {
     if (this.memory.length >= this.maxMemory / 2) return;
+    if (compare(this.readFrom, this.spool.start) < 0) this.readFrom = this.spool.start;
     if (compare(this.readFrom, this.spool.end) >= 0) return;
     const more = this.spool.read(this.readFrom, this.maxMemory - this.memory.length);
     if (more.length === 0) return;
@@ -359,6 +452,44 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
   }
 }
 
+function checkOptions(options: OutboxOptions<OutboxRecord>): void {
+  const problems: string[] = [];
+  const check = (
+    name: string,
+    value: number | undefined,
+    ok: (v: number) => boolean,
+    rule: string,
+  ) => {
+    if (value !== undefined && !(typeof value === "number" && ok(value)))
+      problems.push(`${name} must be ${rule} (got ${String(value)})`);
+  };
+  check(
+    "maxMemoryRecords",
+    options.maxMemoryRecords,
+    (v) => Number.isInteger(v) && v >= 1,
+    "an integer ≥ 1",
+  );
+  check(
+    "flushIntervalMs",
+    options.flushIntervalMs,
+    (v) => Number.isFinite(v) && v >= 0,
+    "a number ≥ 0",
+  );
+  const retry = options.retry ?? {};
+  check("retry.baseMs", retry.baseMs, (v) => Number.isFinite(v) && v > 0, "a number > 0");
+  check("retry.maxMs", retry.maxMs, (v) => Number.isFinite(v) && v > 0, "a number > 0");
+  check("retry.jitter", retry.jitter, (v) => Number.isFinite(v) && v >= 0, "a number ≥ 0");
+  check(
+    "retry.reportAfter",
+    retry.reportAfter,
+    (v) => Number.isInteger(v) && v >= 1,
+    "an integer ≥ 1",
+  );
+  if (typeof options.integration !== "string" || options.integration === "")
+    problems.push("integration must be the plugin's name");
+  if (problems.length > 0) throw new TypeError(`Outbox.open: ${problems.join("; ")}.`);
+}
+
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -371,41 +502,5 @@ function readMeta(dir: string): Record<string, unknown> {
     return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
   } catch {
     return {};
-  }
-}
-
-/** One open outbox per spool folder: in this process (a set) and across processes (a pid file). */
-function acquireLock(dir: string): void {
-  if (openDirs.has(dir))
-    throw new Error(`The outbox ${dir} is already open in this process; close it first.`);
-  const path = join(dir, "lock");
-  if (existsSync(path)) {
-    const pid = Number(readFileSync(path, "utf8").trim());
-    if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid))
-      throw new Error(
-        `The outbox ${dir} is in use by process ${pid} (a training run or \`trainkit sync\`). Wait for it to finish, or stop it, then try again.`,
-      );
-  }
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(path, String(process.pid));
-  openDirs.add(dir);
-}
-
-function releaseLock(dir: string): void {
-  openDirs.delete(dir);
-  const path = join(dir, "lock");
-  try {
-    if (readFileSync(path, "utf8").trim() === String(process.pid)) rmSync(path, { force: true });
-  } catch {
-    // already gone
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -59,9 +59,13 @@ export function listOutboxes(outputDir: string): FoundOutbox[] {
       } catch {
         // unreadable meta: still listed, so sync can say so
       }
-      const spool = new Spool(dir, { readOnly: true });
-      found.push({ integration, stream, dir, meta, pending: spool.pending });
-      spool.close();
+      try {
+        const spool = new Spool(dir, { readOnly: true });
+        found.push({ integration, stream, dir, meta, pending: spool.pending });
+        spool.close();
+      } catch {
+        // An unreadable stream folder must not hide the others; sync reports what it can open.
+      }
     }
   }
   return found;

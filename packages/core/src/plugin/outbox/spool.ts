@@ -22,11 +22,14 @@ export interface SpoolPosition {
   offset: number;
 }
 
-/** A record read back from the spool, with the position just after it. */
-export interface SpooledRecord<R> {
-  record: R;
-  end: SpoolPosition;
-}
+/**
+ * A record read back from the spool, with the position just after it. A line that is not JSON
+ * (damage from outside: a disk error, a hand edit) comes back as `corrupt` with its text, so it
+ * can be set aside instead of blocking everything behind it.
+ */
+export type SpooledRecord<R> =
+  | { record: R; corrupt?: undefined; end: SpoolPosition }
+  | { record?: undefined; corrupt: string; end: SpoolPosition };
 
 const SEGMENT_BYTES = 16 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
@@ -81,15 +84,26 @@ export class Spool<R extends OutboxRecord = OutboxRecord> {
     return { ...this.tail };
   }
 
-  /** Appends records (one synchronous write). */
+  /**
+   * Appends records. The bytes are written whole or not at all: a short write (a full disk)
+   * is cut back off, so the segment never holds half a line followed by the next append.
+   */
   append(records: readonly R[]): void {
     if (records.length === 0) return;
     if (this.tail.offset >= this.segmentBytes) this.rotate();
-    let data = "";
-    for (const record of records) data += JSON.stringify(record) + "\n";
-    const bytes = Buffer.byteLength(data);
-    writeSync(this.openTail(), data);
-    this.tail = { segment: this.tail.segment, offset: this.tail.offset + bytes };
+    let text = "";
+    for (const record of records) text += JSON.stringify(record) + "\n";
+    const data = Buffer.from(text);
+    const fd = this.openTail();
+    let written = 0;
+    try {
+      while (written < data.length)
+        written += writeSync(fd, data, written, data.length - written, this.tail.offset + written);
+    } catch (error) {
+      ftruncateSync(fd, this.tail.offset);
+      throw error;
+    }
+    this.tail = { segment: this.tail.segment, offset: this.tail.offset + data.length };
     this.count += records.length;
   }
 
@@ -112,23 +126,20 @@ export class Spool<R extends OutboxRecord = OutboxRecord> {
       let lineStart = 0;
       for (let i = 0; i < buffer.length && out.length < limit; i++) {
         if (buffer[i] !== 0x0a) continue;
-        const record = JSON.parse(buffer.subarray(lineStart, i).toString("utf8")) as R;
+        const line = buffer.subarray(lineStart, i).toString("utf8");
         lineStart = i + 1;
-        out.push({
-          record,
-          end: { segment: position.segment, offset: position.offset + lineStart },
-        });
+        out.push(
+          parseLine<R>(line, { segment: position.segment, offset: position.offset + lineStart }),
+        );
       }
       if (lineStart === 0) {
         // One line longer than the chunk: read it whole.
         const whole = readAt(path, position.offset, segmentEnd - position.offset);
         const newline = whole.indexOf(0x0a);
-        const record = JSON.parse(whole.subarray(0, newline).toString("utf8")) as R;
-        out.push({
-          record,
-          end: { segment: position.segment, offset: position.offset + newline + 1 },
-        });
-        position = { segment: position.segment, offset: position.offset + newline + 1 };
+        const end = newline < 0 ? whole.length : newline + 1;
+        const line = whole.subarray(0, newline < 0 ? whole.length : newline).toString("utf8");
+        out.push(parseLine<R>(line, { segment: position.segment, offset: position.offset + end }));
+        position = { segment: position.segment, offset: position.offset + end };
         continue;
       }
       position = { segment: position.segment, offset: position.offset + lineStart };
@@ -136,13 +147,22 @@ export class Spool<R extends OutboxRecord = OutboxRecord> {
     return out;
   }
 
-  /** Marks everything before `position` as done (delivered or set aside): `count` records. */
+  /**
+   * Marks everything before `position` as done (delivered or set aside): `count` records. The
+   * cursor never moves back. Delivered segments are deleted, the current one too once
+   * everything in it is done (appends then start a new one).
+   */
   advance(position: SpoolPosition, count: number): void {
+    if (compare(position, this.cursor) <= 0) return;
     this.cursor = { ...position };
     this.count = Math.max(0, this.count - count);
+    if (compare(this.cursor, this.tail) >= 0 && this.tail.offset > 0) {
+      this.rotate();
+      this.cursor = { ...this.tail };
+    }
     writeFileAtomic(join(this.dir, "cursor.json"), JSON.stringify(this.cursor));
     for (const segment of listSegments(this.dir)) {
-      if (segment >= this.cursor.segment || segment === this.tail.segment) break;
+      if (segment >= this.cursor.segment) break;
       rmSync(join(this.dir, segmentName(segment)), { force: true });
     }
   }
@@ -160,6 +180,14 @@ export class Spool<R extends OutboxRecord = OutboxRecord> {
   private rotate(): void {
     this.close();
     this.tail = { segment: this.tail.segment + 1, offset: 0 };
+  }
+}
+
+function parseLine<R>(line: string, end: SpoolPosition): SpooledRecord<R> {
+  try {
+    return { record: JSON.parse(line) as R, end };
+  } catch {
+    return { corrupt: line, end };
   }
 }
 
@@ -198,14 +226,19 @@ function completeLinesEnd(path: string, repair: boolean): number {
   const fd = openSync(path, repair ? "r+" : "r");
   try {
     const size = fstatSync(fd).size;
-    if (size === 0) return 0;
-    const tailLength = Math.min(size, READ_CHUNK);
-    const buffer = Buffer.alloc(tailLength);
-    readSync(fd, buffer, 0, tailLength, size - tailLength);
-    if (buffer[tailLength - 1] === 0x0a) return size;
-    const lastNewline = buffer.lastIndexOf(0x0a);
-    const keep = lastNewline < 0 ? size - tailLength : size - tailLength + lastNewline + 1;
-    if (repair) ftruncateSync(fd, keep);
+    // Look backwards, chunk by chunk, for the last newline (a torn line can be long).
+    let keep = 0;
+    for (let end = size; end > 0; end -= READ_CHUNK) {
+      const start = Math.max(0, end - READ_CHUNK);
+      const buffer = Buffer.alloc(end - start);
+      readSync(fd, buffer, 0, buffer.length, start);
+      const lastNewline = buffer.lastIndexOf(0x0a);
+      if (lastNewline >= 0) {
+        keep = start + lastNewline + 1;
+        break;
+      }
+    }
+    if (repair && keep < size) ftruncateSync(fd, keep);
     return keep;
   } finally {
     closeSync(fd);

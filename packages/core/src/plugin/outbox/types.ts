@@ -1,8 +1,10 @@
 import type { Logger } from "../../util/logger.js";
 
 /**
- * One unit of delivery: a JSON object (it is written to the spool as one line of JSON, so it
- * must survive JSON.stringify/parse). Never put a secret in a record or in the meta.
+ * One unit of delivery: a JSON object. It is written to the spool with JSON.stringify and read
+ * back with JSON.parse, so it must survive that: encode NaN/±Infinity yourself (JSON turns them
+ * into null), no undefined fields, bigints or cycles. Never put a secret in a record or in the
+ * meta.
  */
 export type OutboxRecord = Record<string, unknown>;
 
@@ -64,7 +66,10 @@ export class DeliveryError extends Error {
 export interface RetryOptions {
   /** First backoff delay; doubles each attempt. Default 1000 ms. */
   baseMs?: number;
-  /** Cap on one backoff delay. Default 60 000 ms. A server's Retry-After is honoured up to 10 min. */
+  /**
+   * Cap on the exponential part of a backoff delay (jitter comes on top). Default 60 000 ms.
+   * A server's Retry-After is honoured up to 10 min, never sooner than the backoff.
+   */
   maxMs?: number;
   /** Random extra delay, up to this fraction of the delay. Default 1 (0..100 %). */
   jitter?: number;
@@ -95,6 +100,11 @@ export interface DrainReport {
   pending: number;
   /** Records the server rejected (in rejects.jsonl). */
   rejected: number;
+  /**
+   * Records lost because the disk refused them and memory was full too (never otherwise);
+   * absent when none.
+   */
+  dropped?: number;
   /** Why records are left, redacted, when some are. */
   reason?: string;
 }
