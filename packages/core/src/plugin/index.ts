@@ -39,3 +39,7 @@ export { backoffDelay, parseRetryAfter } from "./outbox/backoff.js";
 export { listOutboxes, newStreamId, outboxDir, type FoundOutbox } from "./outbox/paths.js";
 export { formatPythonFloat } from "../util/python-json.js";
 export { FLOAT_LOG_KEY } from "../util/format-logs.js";
+/** For integrations that save the model as the Trainer does (HF's log_model). */
+export { saveModelFiles } from "../trainer/checkpoint/checkpoint-files.js";
+export type { TrainableModel } from "../trainer/model/trainable-model.js";
+export { logger } from "../util/logger.js";

@@ -31,7 +31,9 @@ export function acquireLock(dir: string): void {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       const holder = readHolder(path);
       if (holder === "fresh")
-        throw new Error(`The outbox ${dir} is being opened by another process; try again.`);
+        throw new Error(`The outbox ${dir} is being opened by another process; try again.`, {
+          cause: error,
+        });
       if (holder !== "stale") throw inUse(dir, path, holder);
       rmSync(path, { force: true });
       continue;
