@@ -78,3 +78,29 @@ test("train() failing calls onException on every callback, then rethrows the ori
   );
   t.dispose();
 });
+
+test("Trainer.close() awaits close() on every callback that has one; a failing one is reported", async () => {
+  const closed: string[] = [];
+  class Closing extends TrainerCallback {
+    async close() {
+      await new Promise((r) => setTimeout(r, 10));
+      closed.push("closing");
+    }
+  }
+  class Broken extends TrainerCallback {
+    close() {
+      throw new Error("cannot close");
+    }
+  }
+  const t = new Trainer({
+    model: tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1 })] }),
+    loss: "meanSquaredError",
+    trainDataset: [{ x: [0, 1], y: 1 }],
+    callbacks: [new Broken(), new Closing()],
+    args: new TrainingArguments({ outputDir: work, reportTo: "none", backend: "cpu" }),
+  });
+  await t.close();
+  expect(closed).toEqual(["closing"]);
+  expect(messages.some((m) => m.includes("Broken.close failed: cannot close"))).toBe(true);
+  t.dispose();
+});

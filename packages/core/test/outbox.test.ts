@@ -591,6 +591,24 @@ describe("robustness", () => {
     reopened.close();
   });
 
+  test("a transport's own retry knobs are used unless the caller overrides them", async () => {
+    const backend = new ScriptedBackend(10, (_b, call) =>
+      call <= 2 ? new DeliveryError("503", { kind: "retry" }) : "ok",
+    );
+    const transport = Object.assign(backend, { retry: { baseMs: 400, jitter: 0 } });
+    const outbox = Outbox.open({
+      dir: freshDir(),
+      integration: "fake",
+      transport,
+      logger: quiet().logger,
+      flushIntervalMs: 0,
+    });
+    outbox.enqueue(points(2));
+    await outbox.drain({ deadlineMs: 10_000 });
+    expect(backend.requests[1]!.at - backend.requests[0]!.at).toBeGreaterThanOrEqual(390);
+    await outbox.close();
+  });
+
   test("Retry-After: 0 does not become a busy loop", async () => {
     const backend = new ScriptedBackend(
       10,

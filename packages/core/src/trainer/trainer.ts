@@ -11,6 +11,7 @@ import type { Logs, TrainerCallback } from "../callbacks/trainer-callback.js";
 import { TrainerControl } from "../state/trainer-control.js";
 import { TrainerState } from "../state/trainer-state.js";
 import { logger } from "../util/logger.js";
+import { redactText } from "../util/redact.js";
 import { guardIntegration, type FailurePolicy } from "../plugin/guard.js";
 import type { TrainkitPlugin } from "../plugin/define-plugin.js";
 import {
@@ -249,6 +250,25 @@ export class Trainer {
   /** Loads weights saved by saveModel or a checkpoint into the model. */
   loadModel(dir: string): void {
     loadModelFiles(dir, this.model);
+  }
+
+  /**
+   * Lets every callback finish its work: `close()` is awaited on each callback that has one
+   * (trackers deliver what evaluate() or predict() logged after training and end their run).
+   * Call it when you are done with the Trainer; a callback's failure is reported, not thrown.
+   */
+  async close(): Promise<void> {
+    for (const callback of this.callbackHandler.callbacks) {
+      const close = (callback as { close?: unknown }).close;
+      if (typeof close !== "function") continue;
+      try {
+        await (close as () => unknown).call(callback);
+      } catch (error) {
+        logger.warn(
+          `${callback.constructor.name}.close failed: ${redactText(error instanceof Error ? error.message : String(error))}`,
+        );
+      }
+    }
   }
 
   /**

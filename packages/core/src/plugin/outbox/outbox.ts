@@ -86,7 +86,11 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
     this.logger = options.logger ?? defaultLogger;
     this.maxMemory = options.maxMemoryRecords ?? 10_000;
     this.flushIntervalMs = options.flushIntervalMs ?? 1000;
-    this.retry = { ...RETRY_DEFAULTS, ...definedOnly(options.retry ?? {}) };
+    this.retry = {
+      ...RETRY_DEFAULTS,
+      ...definedOnly(options.transport.retry ?? {}),
+      ...definedOnly(options.retry ?? {}),
+    };
     this.spool = new Spool<R>(this.dir);
     this.readFrom = this.spool.start;
     this.metaValue = { ...readMeta(this.dir), integration: options.integration, ...options.meta };
@@ -475,7 +479,7 @@ function checkOptions(options: OutboxOptions<OutboxRecord>): void {
     (v) => Number.isFinite(v) && v >= 0,
     "a number ≥ 0",
   );
-  const retry = options.retry ?? {};
+  const retry = { ...options.transport?.retry, ...options.retry };
   check("retry.baseMs", retry.baseMs, (v) => Number.isFinite(v) && v > 0, "a number > 0");
   check("retry.maxMs", retry.maxMs, (v) => Number.isFinite(v) && v > 0, "a number > 0");
   check("retry.jitter", retry.jitter, (v) => Number.isFinite(v) && v >= 0, "a number ≥ 0");

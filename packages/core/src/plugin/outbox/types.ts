@@ -35,6 +35,8 @@ export interface OutboxTransport<R extends OutboxRecord = OutboxRecord> {
    * any other error is treated as retryable.
    */
   deliver(batch: readonly R[], context: DeliveryContext): Promise<void>;
+  /** The backend's own retry knobs; Outbox.open's `retry` option overrides them field by field. */
+  readonly retry?: RetryOptions;
 }
 
 /**
