@@ -37,8 +37,16 @@ export type {
 } from "./outbox/types.js";
 export { backoffDelay, parseRetryAfter } from "./outbox/backoff.js";
 export { listOutboxes, newStreamId, outboxDir, type FoundOutbox } from "./outbox/paths.js";
-export { formatPythonFloat } from "../util/python-json.js";
-export { FLOAT_LOG_KEY } from "../util/format-logs.js";
+/** Python's formatting, so files integrations write read like files Python writes. */
+export {
+  dumpPythonJson,
+  formatPythonFloat,
+  formatPythonString,
+  parsePythonJson,
+} from "../util/python-json.js";
+export { FLOAT_LOG_KEY, pythonFloatRepr, pythonStrRepr } from "../util/format-logs.js";
+export { writeFileAtomic } from "../util/json-file.js";
+export { isTruthyEnv } from "../util/env.js";
 /** For integrations that save the model as the Trainer does (HF's log_model). */
 export { saveModelFiles } from "../trainer/checkpoint/checkpoint-files.js";
 export type { TrainableModel } from "../trainer/model/trainable-model.js";

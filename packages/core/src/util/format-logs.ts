@@ -4,7 +4,7 @@ import { formatPythonFloat } from "./python-json.js";
 export const FLOAT_LOG_KEY = /(^|_)(loss|runtime|per_second|epoch|learning_rate|grad_norm|flos)$/;
 
 /** Python's `repr(float)`, which spells the non-finite values `nan`, `inf` and `-inf`. */
-function floatRepr(value: number): string {
+export function pythonFloatRepr(value: number): string {
   if (Number.isNaN(value)) return "nan";
   if (value === Infinity) return "inf";
   if (value === -Infinity) return "-inf";
@@ -35,7 +35,7 @@ function formatValue(key: string, value: unknown): string {
   if (typeof value === "number") {
     if (Number.isInteger(value) && !FLOAT_LOG_KEY.test(key))
       return Number.isSafeInteger(value) ? String(value) : BigInt(value).toString();
-    return floatRepr(value);
+    return pythonFloatRepr(value);
   }
   if (typeof value === "bigint") return value.toString();
   if (typeof value === "string") return pythonStrRepr(value);
