@@ -1,13 +1,15 @@
 import { resolve } from "node:path";
 import {
   TrainerCallback,
+  isTruthyEnv,
+  logger as coreLogger,
   type CallbackContext,
   type TrainerControl,
   type TrainerState,
   type TrainingArguments,
 } from "@trainkit/core/plugin";
 import type { Env } from "./dvc-cli.js";
-import { Live, checkLiveOptions, type LiveOptions, type Logger } from "./live.js";
+import { Live, MetricWriteError, checkLiveOptions, type LiveOptions, type Logger } from "./live.js";
 import { standardizeMetricName } from "./metric-names.js";
 import { isSavableModel, saveModel } from "./model-files.js";
 import {
@@ -20,7 +22,7 @@ import {
 
 export type LogModel = boolean | "all";
 
-export interface DVCLiveCallbackOptions extends Omit<LiveOptions, "startStep"> {
+export interface DVCLiveCallbackOptions extends Omit<LiveOptions, "startStep" | "outputDir"> {
   /** A Live to log to (HF's `live`); by default one is created at the start of training. */
   live?: Live;
   /**
@@ -37,28 +39,18 @@ export interface StateRecord {
   attributes: Record<string, unknown>;
 }
 
-const consoleLogger: Logger = {
-  info: (message) => console.log(`[trainkit] ${message}`),
-  warn: (message) => console.warn(`[trainkit] ${message}`),
-};
-
-/** The logger of callbacks built without one (fromState): the last plugin context's. */
-let fallbackLogger: Logger = consoleLogger;
+/** The logger of callbacks built without one (fromState): the last plugin context's, else core's. */
+let fallbackLogger: Logger = coreLogger;
 
 /** Makes `logger` the default of callbacks created without one (the plugin passes the Trainer's). */
 export function setDefaultDvcliveLogger(logger: Logger): void {
   fallbackLogger = logger;
 }
 
-/** HF's truthy env test: upper-cased value in {1, ON, YES, TRUE}. */
-function hfTruthy(value: string | undefined): boolean {
-  return ["1", "ON", "YES", "TRUE"].includes((value ?? "").trim().toUpperCase());
-}
-
 /** HF_DVCLIVE_LOG_MODEL: truthy → true, "all" (any case) → "all", else off. */
 export function logModelFromEnv(value: string | undefined): LogModel {
-  if (hfTruthy(value)) return true;
-  return (value ?? "").trim().toLowerCase() === "all" ? "all" : false;
+  if (isTruthyEnv(value)) return true;
+  return (value ?? "").toLowerCase() === "all" ? "all" : false;
 }
 
 /** TRAINKIT_DVCLIVE_DVCYAML: a path, or false/none/0/off for no dvc.yaml. */
@@ -120,6 +112,8 @@ export class DVCLiveCallback extends TrainerCallback {
   /** A write failed: reported once, nothing more is logged. */
   private failed = false;
   private readonly warnedKeys = new Set<string>();
+  /** Metrics whose file could not be written: reported once, not logged again. */
+  private readonly skippedMetrics = new Set<string>();
 
   constructor(options: DVCLiveCallbackOptions = {}) {
     super();
@@ -148,7 +142,12 @@ export class DVCLiveCallback extends TrainerCallback {
     this.initialized = true;
     if (!state.isWorldProcessZero) return;
     this.guard("starting the run", () => {
-      this.live ??= new Live({ ...this.liveOptions(), startStep: this.restoredStep });
+      this.live ??= new Live({
+        ...this.liveOptions(),
+        startStep: this.restoredStep,
+        // The Trainer's outputDir is relative to the process's working directory.
+        outputDir: resolve(args.outputDir),
+      });
       this.live.logParams(argsDict(args));
     });
   }
@@ -169,7 +168,7 @@ export class DVCLiveCallback extends TrainerCallback {
     this.guard("logging", () => {
       for (const [key, value] of Object.entries((ctx.logs ?? {}) as Record<string, unknown>)) {
         const logged = metricValue(key, value);
-        if (logged !== undefined) live.logMetric(standardizeMetricName(key), logged);
+        if (logged !== undefined) this.logMetric(live, key, logged);
         else
           this.warnOnce(
             key,
@@ -274,6 +273,25 @@ export class DVCLiveCallback extends TrainerCallback {
       env: this.env,
       logger: this.logger,
     };
+  }
+
+  /**
+   * One metric to the Live. A metric whose own file cannot be written (a key too long for a
+   * file name, say) is reported once and skipped from then on; the other metrics are logged.
+   * Any other failure (the run folder's) switches DVCLive off, through the guard.
+   */
+  private logMetric(live: Live, key: string, value: Exclude<PyScalar, null>): void {
+    if (this.skippedMetrics.has(key)) return;
+    try {
+      live.logMetric(standardizeMetricName(key), value);
+    } catch (error) {
+      if (!(error instanceof MetricWriteError)) throw error;
+      this.skippedMetrics.add(key);
+      const code = (error.cause as NodeJS.ErrnoException).code;
+      this.logger.warn(
+        `DVCLive: cannot write the plot file of metric "${key}" (${code}); this metric is skipped for the rest of the run, the other metrics are logged.`,
+      );
+    }
   }
 
   /** Runs `work` unless a failure switched DVCLive off; the first failure is reported once. */

@@ -5,6 +5,7 @@
 import { execFile, spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { delimiter, dirname, isAbsolute, join, relative, sep } from "node:path";
+import { redactText } from "@trainkit/core/plugin";
 
 export type Env = Record<string, string | undefined>;
 
@@ -51,7 +52,7 @@ export interface CommandResult {
   ok: boolean;
   stdout: string;
   stderr: string;
-  /** Why it failed: the command's own last error line, or the spawn error. */
+  /** Why it failed: the command's own last error line, or the spawn error, secrets masked. */
   message: string;
 }
 
@@ -77,8 +78,15 @@ export function runCommand(
       },
       (error, stdout, stderr) => {
         const lines = `${stderr}`.trim().split("\n").filter(Boolean);
+        // Printed in warnings: credentials in a remote's URL or a token in the output are masked.
         const message = error
-          ? (lines.filter((l) => /error/i.test(l)).at(-1) ?? lines.at(-1) ?? error.message).trim()
+          ? redactText(
+              (
+                lines.filter((l) => /error/i.test(l)).at(-1) ??
+                lines.at(-1) ??
+                error.message
+              ).trim(),
+            )
           : "";
         resolve({ ok: !error, stdout: `${stdout}`, stderr: `${stderr}`, message });
       },

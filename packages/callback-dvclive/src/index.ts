@@ -11,7 +11,7 @@ export {
   type LogModel,
   type StateRecord,
 } from "./callback.js";
-export { Live, dvcliveEnvFlag, type LiveOptions } from "./live.js";
+export { Live, MetricWriteError, dvcliveEnvFlag, type LiveOptions } from "./live.js";
 export { standardizeMetricName } from "./metric-names.js";
 export { PyFloat, type PyDict, type PyValue } from "./python-values.js";
 export { dumpYaml } from "./yaml/dump.js";

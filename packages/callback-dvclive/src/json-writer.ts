@@ -1,28 +1,22 @@
-import { PyFloat, floatRepr, intRepr, type PyValue } from "./python-values.js";
+import { formatPythonFloat, formatPythonString } from "@trainkit/core/plugin";
+import { PyFloat, intRepr, type PyValue } from "./python-values.js";
 
-/** Python's json string escaping with ensure_ascii: everything outside printable ASCII as \uXXXX. */
-export function jsonString(text: string): string {
-  return JSON.stringify(text).replace(
-    /[\u007f-\uffff]/g,
-    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
+// Core's formatPythonFloat writes the non-finite floats as Python's json does (NaN, Infinity,
+// -Infinity) and the others as repr(float); formatPythonString is json's ensure_ascii escaping.
 
-function jsonFloat(value: number): string {
-  // Python's json writes the non-finite floats as JavaScript's names for them.
-  if (Number.isNaN(value)) return "NaN";
-  if (!Number.isFinite(value)) return value > 0 ? "Infinity" : "-Infinity";
-  return floatRepr(value);
-}
-
-/** `json.dump(value, f, indent=4)` followed by a newline, as dvclive writes metrics.json. */
+/**
+ * `json.dump(value, f, indent=4)` followed by a newline, as dvclive writes metrics.json. Not
+ * core's dumpPythonJson: dvclive keeps insertion order (no sort_keys), indents by 4 and writes
+ * PyValues (Maps, PyFloat).
+ */
 export function dumpJson(value: PyValue, indent = 4): string {
   const write = (item: PyValue, depth: number): string => {
     if (item === null) return "null";
     if (typeof item === "boolean") return item ? "true" : "false";
-    if (typeof item === "number") return Number.isInteger(item) ? intRepr(item) : jsonFloat(item);
-    if (item instanceof PyFloat) return jsonFloat(item.value);
-    if (typeof item === "string") return jsonString(item);
+    if (typeof item === "number")
+      return Number.isInteger(item) ? intRepr(item) : formatPythonFloat(item);
+    if (item instanceof PyFloat) return formatPythonFloat(item.value);
+    if (typeof item === "string") return formatPythonString(item);
     const inner = " ".repeat(indent * (depth + 1));
     const outer = " ".repeat(indent * depth);
     if (Array.isArray(item)) {
@@ -31,7 +25,9 @@ export function dumpJson(value: PyValue, indent = 4): string {
     }
     const entries = [...item];
     if (entries.length === 0) return "{}";
-    const lines = entries.map(([k, v]) => `${inner}${jsonString(k)}: ${write(v, depth + 1)}`);
+    const lines = entries.map(
+      ([k, v]) => `${inner}${formatPythonString(k)}: ${write(v, depth + 1)}`,
+    );
     return `{\n${lines.join(",\n")}\n${outer}}`;
   };
   return `${write(value, 0)}\n`;

@@ -5,33 +5,20 @@
  */
 import {
   appendFileSync,
-  cpSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
-  renameSync,
+  realpathSync,
   rmSync,
   statSync,
   unlinkSync,
-  writeFileSync,
 } from "node:fs";
-import { EOL, tmpdir } from "node:os";
-import {
-  basename,
-  dirname,
-  extname,
-  isAbsolute,
-  join,
-  normalize,
-  parse,
-  relative,
-  resolve,
-  sep,
-} from "node:path";
-import type { PluginContext } from "@trainkit/core/plugin";
-import { findExecutable, findUp, gitSync, repoPath, runCommand, type Env } from "./dvc-cli.js";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, parse, resolve } from "node:path";
+import { logger as coreLogger, type PluginContext } from "@trainkit/core/plugin";
+import { findUp, type Env } from "./dvc-cli.js";
+import { DvcCommands } from "./dvc-commands.js";
 import {
   DvcYamlError,
   mergeDvcYaml,
@@ -50,6 +37,15 @@ import {
   type PyScalar,
   type PyValue,
 } from "./python-values.js";
+import {
+  checkRunFolder,
+  cleanAndCopyInto,
+  contains,
+  ensureDir,
+  eol,
+  tsvFiles,
+  writeAtomic,
+} from "./run-folder.js";
 import { truncateTsv, tsvRow } from "./tsv.js";
 
 export type Logger = PluginContext["logger"];
@@ -78,6 +74,11 @@ export interface LiveOptions {
    * of this step and later (logged after the checkpoint) are removed from the TSVs.
    */
   startStep?: number;
+  /**
+   * The Trainer's outputDir (absolute, or relative to `cwd`): the run folder must not be it or
+   * hold it, as a new run deletes files in the run folder.
+   */
+  outputDir?: string;
   env?: Env;
   logger?: Logger;
 }
@@ -90,6 +91,24 @@ export function dvcliveEnvFlag(value: string | undefined): boolean {
 /** The subfolders of plots/ a fresh run clears (dvclive's PLOT_TYPES). */
 const PLOT_FOLDERS = ["metrics", "images", "custom", "sklearn"];
 
+/**
+ * Errors of one metric's file (a name too long for the file system, a folder or file in the
+ * way): the metric cannot be logged, the others can.
+ */
+const METRIC_PATH_ERRORS = new Set(["ENAMETOOLONG", "EISDIR", "ENOTDIR", "EEXIST", "EINVAL"]);
+
+/** `logMetric` could not write this metric's file; the run folder itself is fine. */
+export class MetricWriteError extends Error {
+  constructor(
+    readonly metric: string,
+    options: { cause: unknown },
+  ) {
+    const code = (options.cause as NodeJS.ErrnoException).code;
+    super(`cannot write the plot of metric "${metric}" (${code})`, options);
+    this.name = "MetricWriteError";
+  }
+}
+
 /** gto's artifact name rule (`assert_name_is_valid`). */
 const ARTIFACT_NAME = /^[a-z0-9]([a-z0-9-/]*[a-z0-9])?$/;
 
@@ -101,6 +120,8 @@ const ARTIFACT_NAME = /^[a-z0-9]([a-z0-9-/]*[a-z0-9])?$/;
 export class Live {
   /** The run folder (absolute). */
   readonly dir: string;
+  /** The run folder's real path (symbolic links resolved): what a new run cleans. */
+  private readonly realDir: string;
   /** The dvc.yaml file (absolute), or undefined when none is written. */
   readonly dvcFile: string | undefined;
   /** The latest value of each metric, nested by `/` (metrics.json), plus `step`. */
@@ -113,8 +134,7 @@ export class Live {
   private readonly env: Env;
   private readonly logger: Logger;
   private readonly warned = new Set<string>();
-  private readonly dvcCommand: string;
-  private readonly timeoutMs: number;
+  private readonly commands: DvcCommands;
   private readonly expName: string | undefined;
   private readonly expMessage: string | undefined;
   private readonly dvcRoot: string | undefined;
@@ -129,13 +149,18 @@ export class Live {
 
   constructor(options: LiveOptions = {}) {
     this.env = options.env ?? process.env;
-    this.logger = options.logger ?? consoleLogger;
+    this.logger = options.logger ?? coreLogger;
     const cwd = (this.cwd = resolve(options.cwd ?? process.cwd()));
     const dirOption = options.dir ?? "dvclive";
     const dvcyaml = options.dvcyaml ?? "dvc.yaml";
     checkLiveOptions(dirOption, dvcyaml, cwd);
-    this.dvcCommand = options.dvcCommand ?? "dvc";
-    this.timeoutMs = options.commandTimeoutMs ?? 600_000;
+    this.commands = new DvcCommands({
+      env: this.env,
+      dvcCommand: options.dvcCommand ?? "dvc",
+      timeoutMs: options.commandTimeoutMs ?? 600_000,
+      warn: (message) => this.logger.warn(message),
+      warnOnce: (key, message) => this.warnOnce(key, message),
+    });
     this.expMessage = options.expMessage;
     this.saveDvcExp = options.saveDvcExp ?? true;
     const resume = options.resume ?? dvcliveEnvFlag(this.env.DVCLIVE_RESUME);
@@ -169,6 +194,8 @@ export class Live {
     }
 
     ensureDir(this.dir);
+    // Checked again now that the folder exists: a symbolic link may lead anywhere.
+    this.realDir = checkRunFolder(dirOption, this.dir, cwd, options.outputDir);
     if (options.startStep !== undefined) this.continueAt(options.startStep);
     else if (resume) this.resume();
     else this.cleanup();
@@ -217,10 +244,16 @@ export class Live {
       value = pyStr(new PyFloat(value));
     const segments = metricSegments(name);
     const file = `${join(this.plotsDir, "metrics", ...segments)}.tsv`;
-    ensureDir(dirname(file));
-    const row = tsvRow([String(this.step), pyStr(value)]);
-    const header = existsSync(file) ? "" : tsvRow(["step", segments.at(-1)!]);
-    appendFileSync(file, header + row);
+    try {
+      ensureDir(dirname(file));
+      const row = tsvRow([String(this.step), pyStr(value)]);
+      const header = existsSync(file) ? "" : tsvRow(["step", segments.at(-1)!]);
+      appendFileSync(file, header + row);
+    } catch (error) {
+      if (METRIC_PATH_ERRORS.has((error as NodeJS.ErrnoException).code ?? ""))
+        throw new MetricWriteError(name, { cause: error });
+      throw error;
+    }
     this.metricNames.add(name);
     this.setSummary(segments, value);
   }
@@ -334,101 +367,34 @@ export class Live {
     const step = this.summary.get("step");
     if (typeof step === "number") this.step = step;
     this.sync();
-    if (this.insideDvcExp && this.dvcRoot) await this.stageForDvcExp(this.dvcRoot);
+    if (this.insideDvcExp && this.dvcRoot)
+      await this.commands.stageForDvcExp(this.dvcRoot, this.dir, this.dvcFile);
     if (this.saveDvcExp && this.dvcRoot) await this.saveExperiment(this.dvcRoot);
   }
 
   /** dvclive's `cache`: `dvc add <path>`, its .dvc file and .gitignore kept for `dvc exp save`. */
   private async cache(path: string): Promise<void> {
-    const dvc = this.dvc();
-    const root = this.dvcRoot!;
-    if (!dvc) return;
-    const result = await runCommand(dvc, ["add", repoPath(path, root)], this.commandOptions(root));
-    if (!result.ok) {
-      this.logger.warn(`DVCLive: \`dvc add ${repoPath(path, root)}\` failed: ${result.message}`);
-      return;
-    }
+    if (!(await this.commands.add(path, this.dvcRoot!))) return;
     if (this.saveDvcExp)
       this.includeUntracked.push(`${path}.dvc`, join(dirname(path), ".gitignore"));
   }
 
   private async saveExperiment(root: string): Promise<void> {
-    const dvc = this.dvc();
-    if (!dvc) return;
-    const untracked = [...this.includeUntracked, ...(this.dvcFile ? [this.dvcFile] : [])];
-    const args = ["exp", "save", "--force"];
-    const name = this.expName && this.freeExperimentName(this.expName, root);
-    if (name) args.push("--name", name);
-    if (this.expMessage !== undefined) args.push("--message", this.expMessage);
-    for (const path of new Set(untracked))
-      if (existsSync(path)) args.push("--include-untracked", repoPath(path, root));
-    const result = await runCommand(dvc, args, this.commandOptions(root));
-    if (!result.ok) this.logger.warn(`DVCLive: \`dvc exp save\` failed: ${result.message}`);
-  }
-
-  /** Inside `dvc exp run`: `git add` what is untracked in the run folder, and dvc.yaml. */
-  private async stageForDvcExp(root: string): Promise<void> {
-    const git = findExecutable("git", this.env);
-    if (!git) return;
-    const listed = gitSync(
-      ["ls-files", "--others", "--exclude-standard", "-z", "--", repoPath(this.dir, root)],
-      root,
-      this.env,
-    );
-    const paths = listed.stdout.split("\0").filter(Boolean);
-    if (this.dvcFile && existsSync(this.dvcFile)) paths.push(repoPath(this.dvcFile, root));
-    if (paths.length === 0) return;
-    const result = await runCommand(git, ["add", "--", ...paths], this.commandOptions(root));
-    if (!result.ok)
-      this.logger.warn(`DVCLive: \`git add\` of the run's files failed: ${result.message}`);
-  }
-
-  /** dvclive keeps a given experiment name unless an experiment of that name exists. */
-  private freeExperimentName(name: string, root: string): string | undefined {
-    const head = gitSync(["rev-parse", "HEAD"], root, this.env).stdout.trim();
-    if (!head) return name;
-    const ref = `refs/exps/${head.slice(0, 2)}/${head.slice(2)}/${name}`;
-    if (gitSync(["show-ref", "--verify", "--quiet", ref], root, this.env).ok) {
-      this.logger.warn(
-        `DVCLive: experiment conflicts with existing experiment '${name}'; DVC names this one.`,
-      );
-      return undefined;
-    }
-    return name;
+    await this.commands.expSave(root, {
+      untracked: [...this.includeUntracked, ...(this.dvcFile ? [this.dvcFile] : [])],
+      name: this.expName,
+      message: this.expMessage,
+    });
   }
 
   /** dvclive's checks at start: `dvc exp save` needs a DVC repository in Git with a commit. */
   private checkExperimentRepo(cwd: string): void {
     if (!this.saveDvcExp) return;
-    const gitRoot = findUp(cwd, ".git");
-    let problem: string | undefined;
-    if (!gitRoot)
-      problem =
-        "Can't save experiment without a Git Repo.\nCreate a Git repo (`git init`) and commit (`git commit`).";
-    else if (!this.dvcRoot)
-      problem = `Can't save experiment: ${gitRoot} is a Git repository without DVC. Run \`dvc init\` there (dvclive would run it for you; trainkit does not).`;
-    else if (!gitSync(["rev-parse", "--verify", "--quiet", "HEAD"], gitRoot, this.env).ok)
-      problem =
-        "Can't save experiment to an empty Git Repo.\nAdd a commit (`git commit`) to save experiments.";
+    const problem = this.commands.experimentRepoProblem(cwd, this.dvcRoot);
     if (problem) {
       this.logger.warn(`DVCLive: ${problem}`);
       this.saveDvcExp = false;
     }
-  }
-
-  /** The dvc command, or undefined with one warning when it is not installed. */
-  private dvc(): string | undefined {
-    const found = findExecutable(this.dvcCommand, this.env);
-    if (!found)
-      this.warnOnce(
-        "no-dvc",
-        `DVCLive: the \`${this.dvcCommand}\` command is not on PATH, so nothing is tracked with DVC (dvc add, dvc exp save); the metrics, params and plots files are written all the same. Install DVC (\`pip install dvc\`) to track them.`,
-      );
-    return found;
-  }
-
-  private commandOptions(cwd: string) {
-    return { cwd, env: this.env, timeoutMs: this.timeoutMs };
   }
 
   /** funcy's set_in on the summary; a name that collides with a nested one replaces it. */
@@ -450,25 +416,36 @@ export class Live {
     node.set(segments.at(-1)!, value);
   }
 
-  /** dvclive's _init_cleanup: a fresh run removes the previous run's files from the folder. */
+  /**
+   * dvclive's _init_cleanup: a fresh run removes the previous run's files from the folder. Only
+   * inside the folder's real path: a `plots` link leading out of it is left alone.
+   */
   private cleanup(): void {
-    for (const folder of PLOT_FOLDERS)
-      rmSync(join(this.plotsDir, folder), { recursive: true, force: true });
-    for (const file of [
-      this.metricsFile,
-      this.paramsFile,
-      join(this.dir, "report.html"),
-      join(this.dir, "report.md"),
-    ])
-      rmSync(file, { force: true });
-    for (const entry of readdirSync(this.dir))
+    const dir = this.realDir;
+    const plots = join(dir, "plots");
+    let realPlots: string | undefined;
+    try {
+      realPlots = realpathSync.native(plots);
+    } catch {
+      // no plots folder: nothing to clear there
+    }
+    if (realPlots !== undefined && !contains(dir, realPlots))
+      this.logger.warn(
+        `DVCLive: ${plots} leads out of the run folder (to ${realPlots}); the previous run's plots there are not deleted.`,
+      );
+    else if (realPlots !== undefined)
+      for (const folder of PLOT_FOLDERS)
+        rmSync(join(realPlots, folder), { recursive: true, force: true });
+    for (const name of ["metrics.json", "params.yaml", "report.html", "report.md"])
+      rmSync(join(dir, name), { force: true });
+    for (const entry of readdirSync(dir))
       // glob("<dir>/**dvc.yaml"): not recursive, and not hidden files.
       if (
         !entry.startsWith(".") &&
         entry.endsWith("dvc.yaml") &&
-        statSync(join(this.dir, entry)).isFile()
+        statSync(join(dir, entry)).isFile()
       )
-        unlinkSync(join(this.dir, entry));
+        unlinkSync(join(dir, entry));
   }
 
   /** dvclive's _init_resume: params and summary read back, the step after metrics.json's. */
@@ -533,11 +510,6 @@ export class Live {
   }
 }
 
-const consoleLogger: Logger = {
-  info: (message) => console.log(`[trainkit] ${message}`),
-  warn: (message) => console.warn(`[trainkit] ${message}`),
-};
-
 /** Bad options are errors before anything is written. */
 export function checkLiveOptions(
   dir: unknown,
@@ -548,69 +520,9 @@ export function checkLiveOptions(
     throw new TypeError(
       `DVCLive: dir must be a folder path such as "dvclive" (got ${JSON.stringify(dir)}).`,
     );
-  if (contains(resolve(cwd, dir), cwd))
-    throw new Error(
-      `DVCLive: dir "${dir}" is the working directory or a folder above it; a new run deletes params.yaml, metrics.json, report.* and plots/metrics in its folder, so give it a folder of its own, such as "dvclive".`,
-    );
+  checkRunFolder(dir, resolve(cwd, dir), cwd);
   if (dvcyaml !== false && (typeof dvcyaml !== "string" || basename(dvcyaml) !== "dvc.yaml"))
     throw new TypeError(
       `DVCLive: dvcyaml must be a path to a file named dvc.yaml, or false for none (got ${JSON.stringify(dvcyaml)}).`,
     );
-}
-
-/** Whether `path` is `folder` or inside it. */
-function contains(folder: string, path: string): boolean {
-  const rel = relative(folder, path);
-  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
-}
-
-/** Python's text mode writes os.linesep for each "\n" (dvclive opens its files in text mode). */
-function eol(text: string): string {
-  return EOL === "\n" ? text : text.replace(/\n/g, EOL);
-}
-
-/**
- * mkdir -p that reports the real cause: Node's recursive mkdir says ENOENT where the folder
- * could not be made for another reason (EROFS, EACCES).
- */
-function ensureDir(dir: string): void {
-  try {
-    mkdirSync(dir);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EEXIST" && statSync(dir).isDirectory()) return;
-    if (code !== "ENOENT" || dirname(dir) === dir) throw error;
-    ensureDir(dirname(dir));
-    mkdirSync(dir);
-  }
-}
-
-/** Written to a temporary file first, so a reader (dvc, an editor) never sees half a file. */
-function writeAtomic(file: string, text: string): void {
-  ensureDir(dirname(file));
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (error) {
-    rmSync(tmp, { force: true });
-    throw error;
-  }
-}
-
-/** dvclive's clean_and_copy_into: `src` copied into `dst`, replacing an earlier copy. */
-function cleanAndCopyInto(src: string, dst: string): string {
-  ensureDir(dst);
-  const target = join(dst, basename(normalize(src)));
-  rmSync(target, { recursive: true, force: true });
-  cpSync(src, target, { recursive: true, preserveTimestamps: true });
-  return target;
-}
-
-/** Every .tsv file under `dir`. */
-function tsvFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile() && extname(entry.name) === ".tsv")
-    .map((entry) => join(entry.parentPath, entry.name));
 }

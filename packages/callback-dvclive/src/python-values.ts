@@ -4,7 +4,7 @@
  * integer-like keys first). Values on their way to a file are `PyValue`s: a float is a
  * `PyFloat`, a plain `number` an int, a dict a `Map`.
  */
-import { FLOAT_LOG_KEY, formatPythonFloat } from "@trainkit/core/plugin";
+import { FLOAT_LOG_KEY, pythonFloatRepr } from "@trainkit/core/plugin";
 
 /** A Python float (prints as `3.0`, `5e-05`, `nan`). */
 export class PyFloat {
@@ -15,14 +15,6 @@ export type PyScalar = null | boolean | number | string | PyFloat;
 export type PyDict = Map<string, PyValue>;
 export type PyValue = PyScalar | PyValue[] | PyDict;
 
-/** Python's `repr(float)` (also its `str()`): `5e-05`, `3.0`, `1e+16`, `nan`, `inf`, `-inf`. */
-export function floatRepr(value: number): string {
-  if (Number.isNaN(value)) return "nan";
-  if (value === Infinity) return "inf";
-  if (value === -Infinity) return "-inf";
-  return formatPythonFloat(value);
-}
-
 /** Python's `str(int)`, exact for integers beyond 2^53 too. */
 export function intRepr(value: number): string {
   return Number.isSafeInteger(value) ? String(value) : BigInt(value).toString();
@@ -32,8 +24,9 @@ export function intRepr(value: number): string {
 export function pyStr(value: PyScalar): string {
   if (value === null) return "None";
   if (typeof value === "boolean") return value ? "True" : "False";
-  if (typeof value === "number") return Number.isInteger(value) ? intRepr(value) : floatRepr(value);
-  if (value instanceof PyFloat) return floatRepr(value.value);
+  if (typeof value === "number")
+    return Number.isInteger(value) ? intRepr(value) : pythonFloatRepr(value);
+  if (value instanceof PyFloat) return pythonFloatRepr(value.value);
   return value;
 }
 

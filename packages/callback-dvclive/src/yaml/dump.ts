@@ -1,4 +1,5 @@
-import { PyFloat, floatRepr, intRepr, type PyValue } from "../python-values.js";
+import { pythonFloatRepr } from "@trainkit/core/plugin";
+import { PyFloat, intRepr, type PyValue } from "../python-values.js";
 import { emitYaml, type YamlNode } from "./emitter.js";
 
 /** ruamel's round-trip representer: Python values as YAML nodes. */
@@ -17,7 +18,7 @@ function represent(value: PyValue, root: boolean): YamlNode {
         ? ".inf"
         : v === -Infinity
           ? "-.inf"
-          : floatRepr(v);
+          : pythonFloatRepr(v);
     return { kind: "scalar", tag: "float", value: text };
   }
   if (typeof value === "string") return { kind: "scalar", tag: "str", value };
