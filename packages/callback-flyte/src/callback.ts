@@ -10,6 +10,7 @@ import {
 import { CheckpointSync, removeStaleSnapshots } from "./checkpoint-sync.js";
 import { logHistoryJson, renderLogHistoryHtml } from "./deck.js";
 import { fileStorage } from "./file-storage.js";
+import { refusalFor } from "./guard.js";
 import {
   FLYTE_ENV,
   envFlag,
@@ -17,8 +18,9 @@ import {
   type Located,
   type LocationOptions,
 } from "./locations.js";
-import { consoleLogger, type Logger } from "./logger.js";
+import { defaultLogger, type Logger } from "./logger.js";
 import { storageFor, type StorageAdapter, type StorageAdapters } from "./storage.js";
+import { localPathOf } from "./uri.js";
 
 /** The deck's file names, in deckDir. */
 export const DECK_FILES = { html: "log_history.html", json: "log_history.json" } as const;
@@ -32,6 +34,14 @@ export interface FlyteCallbackOptions extends LocationOptions {
   storage?: StorageAdapters;
   /** Where notices and problems go (default: the console; the plugin passes the Trainer's). */
   logger?: Logger;
+}
+
+/** How long the end of training waits, at most, for the restore hint's check to finish. */
+const HINT_WAIT_MS = 1000;
+
+/** A location as messages show it: credentials in a URI masked. */
+function shown(uri: string): string {
+  return redactText(uri);
 }
 
 function messageOf(error: unknown): string {
@@ -73,13 +83,17 @@ export class FlyteCallback extends TrainerCallback {
   private readonly deckStorage: StorageAdapter;
   private readonly prevStorage: StorageAdapter | undefined;
   private sync: CheckpointSync | undefined;
+  /** The checkpoint path was refused (see guard.ts): nothing is copied. */
+  private refused = false;
+  /** The restore hint's check, started at train begin and not awaited there. */
+  private hint: Promise<void> | undefined;
   private readonly reported = new Set<string>();
   private announced = false;
 
   constructor(options: FlyteCallbackOptions = {}) {
     super();
     const env = options.env ?? process.env;
-    this.logger = options.logger ?? consoleLogger;
+    this.logger = options.logger ?? defaultLogger;
     const locations = resolveLocations({ ...options, env });
     this.locations = locations;
     this.saveLogHistory = options.saveLogHistory ?? envFlag(env[FLYTE_ENV.saveLogHistory]) ?? true;
@@ -99,25 +113,27 @@ export class FlyteCallback extends TrainerCallback {
     this.prevStorage = hintStorage(this.prevCheckpoint, options.storage);
   }
 
-  override onTrainBegin(args: TrainingArguments, state: TrainerState): void | Promise<void> {
+  override onTrainBegin(args: TrainingArguments, state: TrainerState): void {
     if (!state.isWorldProcessZero) return;
+    this.ensureSync(args, true); // first: a refused checkpoint path is reported here
     if (!this.announced) {
       this.announced = true;
       this.logger.info(this.describe(args));
     }
-    this.ensureSync(args, true);
-    // A retried attempt that does not resume is almost always a forgotten restore.
+    // A retried attempt that does not resume is almost always a forgotten restore. Only a
+    // hint: training does not wait for the check (a slow object store must not delay it).
     if (this.prevStorage && this.prevCheckpoint !== undefined && state.globalStep === 0)
-      return this.hintRestore(this.prevStorage, this.prevCheckpoint);
+      this.hint = this.hintRestore(this.prevStorage, this.prevCheckpoint);
   }
 
   override onSave(args: TrainingArguments, state: TrainerState): void {
     if (!state.isWorldProcessZero || !this.checkpointStorage) return;
     const step = state.globalStep;
-    this.ensureSync(args, false)!.add(join(args.outputDir, `checkpoint-${step}`), step);
+    this.ensureSync(args, false)?.add(join(args.outputDir, `checkpoint-${step}`), step);
   }
 
   override async onTrainEnd(args: TrainingArguments, state: TrainerState): Promise<void> {
+    await this.settleHint();
     await this.finishCopies();
     if (this.saveLogHistory && state.isWorldProcessZero) await this.writeDeck(args, state);
   }
@@ -133,10 +149,26 @@ export class FlyteCallback extends TrainerCallback {
   }
 
   private ensureSync(args: TrainingArguments, cleanStale: boolean): CheckpointSync | undefined {
-    if (!this.checkpointStorage || this.checkpointPath === undefined) return undefined;
+    if (!this.checkpointStorage || this.checkpointPath === undefined || this.refused)
+      return undefined;
     // Snapshots live next to the checkpoints, so that they can be hard links.
     const stagingDir = join(args.outputDir, ".trainkit", "flyte");
     if (!this.sync) {
+      // Every copy replaces the whole prefix: a local one that holds anything else is refused
+      // before any copy (the built-in file:// storage checks again on each put).
+      if (this.checkpointStorage === fileStorage) {
+        const reason = refusalFor(localPathOf(this.checkpointPath), {
+          outputDir: args.outputDir,
+        });
+        if (reason !== undefined) {
+          this.refused = true;
+          this.reportOnce(
+            "checkpoint-refused",
+            `Flyte: refusing to copy checkpoints to ${shown(this.checkpointPath)}: ${reason} No checkpoint is copied; training goes on.`,
+          );
+          return undefined;
+        }
+      }
       if (cleanStale) removeStaleSnapshots(stagingDir);
       this.sync = new CheckpointSync({
         storage: this.checkpointStorage,
@@ -145,11 +177,25 @@ export class FlyteCallback extends TrainerCallback {
         onError: (error, step) =>
           this.reportOnce(
             "checkpoint",
-            `Flyte: could not copy checkpoint-${step} to ${this.checkpointPath}: ${messageOf(error)}. Training goes on; later checkpoints are still copied, and further failures are not reported (a summary follows at the end of training).`,
+            `Flyte: could not copy checkpoint-${step} to ${shown(this.checkpointPath!)}: ${messageOf(error)}. Training goes on; later checkpoints are still copied, and further failures are not reported (a summary follows at the end of training).`,
           ),
       });
     }
     return this.sync;
+  }
+
+  /** Gives the restore hint's check (running since train begin) a last, short chance. */
+  private async settleHint(): Promise<void> {
+    const hint = this.hint;
+    if (!hint) return;
+    this.hint = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, HINT_WAIT_MS);
+      timer.unref();
+    });
+    await Promise.race([hint, timeout]);
+    clearTimeout(timer);
   }
 
   private async finishCopies(): Promise<void> {
@@ -164,7 +210,7 @@ export class FlyteCallback extends TrainerCallback {
           ? "no checkpoint from this training"
           : `checkpoint-${lastCopiedStep}`;
       this.logger.info(
-        `Flyte: ${failed} checkpoint ${failed === 1 ? "copy" : "copies"} to ${sync.destination} failed; it holds ${holds}.`,
+        `Flyte: ${failed} checkpoint ${failed === 1 ? "copy" : "copies"} to ${shown(sync.destination)} failed; it holds ${holds}.`,
       );
     }
   }
@@ -178,12 +224,12 @@ export class FlyteCallback extends TrainerCallback {
       writeFileSync(join(stage, DECK_FILES.json), logHistoryJson(state));
       await this.deckStorage.put(stage, destination, { replace: false });
       this.logger.info(
-        `Flyte: log history (${logHistory.length} entries) written to ${destination}: ${DECK_FILES.html}, ${DECK_FILES.json}.`,
+        `Flyte: log history (${logHistory.length} entries) written to ${shown(destination)}: ${DECK_FILES.html}, ${DECK_FILES.json}.`,
       );
     } catch (error) {
       this.reportOnce(
         "deck",
-        `Flyte: could not write the log history deck to ${destination}: ${messageOf(error)}. Training is not affected.`,
+        `Flyte: could not write the log history deck to ${shown(destination)}: ${messageOf(error)}. Training is not affected.`,
       );
     } finally {
       rmSync(stage, { recursive: true, force: true });
@@ -191,25 +237,31 @@ export class FlyteCallback extends TrainerCallback {
   }
 
   private async hintRestore(storage: StorageAdapter, previous: string): Promise<void> {
-    // Only a hint: a failing check says nothing (restoreFlyteCheckpoint reports real problems).
-    const exists = await storage.exists(previous).catch(() => false);
-    if (exists)
-      this.reportOnce(
-        "restore",
-        `Flyte: the previous attempt left a checkpoint at ${previous}, but training starts from step 0. To resume, pass it on: trainer.train({ resumeFromCheckpoint: await restoreFlyteCheckpoint() }).`,
-      );
+    // Only a hint, not awaited: a failing check (or logger) says nothing and rejects nothing
+    // (restoreFlyteCheckpoint reports real problems).
+    try {
+      if (await storage.exists(previous))
+        this.reportOnce(
+          "restore",
+          `Flyte: the previous attempt left a checkpoint at ${shown(previous)}, but training starts from step 0. To resume, pass it on: trainer.train({ resumeFromCheckpoint: await restoreFlyteCheckpoint() }).`,
+        );
+    } catch {
+      // no hint
+    }
   }
 
   private describe(args: TrainingArguments): string {
     const { checkpointPath, deckDir } = this.locations;
     const checkpoints =
       this.checkpointPath !== undefined
-        ? `checkpoints are copied to ${this.checkpointPath} (from ${checkpointPath.from})`
+        ? this.refused
+          ? `checkpoints are not copied (the checkpoint path ${shown(this.checkpointPath)} is refused: see the warning)`
+          : `checkpoints are copied to ${shown(this.checkpointPath)} (from ${checkpointPath.from})`
         : !this.syncCheckpoints
           ? "checkpoints are not copied (syncCheckpoints is off)"
           : `checkpoints are not copied (no checkpoint path: pass --checkpoint-path {{.checkpointOutputPrefix}} or set ${FLYTE_ENV.checkpointPath})`;
     const deck = this.saveLogHistory
-      ? `the log history goes to ${this.deckDir ?? args.outputDir} (${deckDir.source === "default" ? "outputDir" : `from ${deckDir.from}`})`
+      ? `the log history goes to ${shown(this.deckDir ?? args.outputDir)} (${deckDir.source === "default" ? "outputDir" : `from ${deckDir.from}`})`
       : "no log history deck (saveLogHistory is off)";
     return `Flyte: ${checkpoints}; ${deck}.`;
   }

@@ -7,14 +7,21 @@
  * saved bytes. Copies never overlap; when saves come faster than copies, only the newest
  * waiting snapshot is kept (each copy replaces the whole prefix, so an intermediate one would
  * be overwritten anyway). drain() waits until the newest snapshot is copied.
+ *
+ * Where hard links are not possible (the first failed link tells), onSave copies no bytes
+ * either: the snapshot is then a plain copy, made in the background queue just before the
+ * checkpoint is put.
  */
-import { copyFileSync, linkSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { linkSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { copyTree, uniqueSuffix } from "./file-storage.js";
 import type { StorageAdapter } from "./storage.js";
 
 export interface Snapshot {
   step: number;
   dir: string;
+  /** Set when `dir` is still to be filled, by a copy of this folder, in the background. */
+  copyFrom?: string;
 }
 
 export interface SyncTotals {
@@ -38,11 +45,12 @@ export interface CheckpointSyncOptions {
   onError: (error: unknown, step: number) => void;
 }
 
-function uniqueSuffix(): string {
-  return `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+/** A hard link could not be made: the snapshot must be a copy (made in the background). */
+export class LinkFailedError extends Error {
+  override readonly name = "LinkFailedError";
 }
 
-/** Hard-links every file of `from` into `to` (copies a file where links are not possible). */
+/** Hard-links every file of `from` into `to`; throws LinkFailedError where a link fails. */
 export function linkTree(from: string, to: string): void {
   mkdirSync(to, { recursive: true });
   for (const entry of readdirSync(from, { withFileTypes: true })) {
@@ -53,8 +61,10 @@ export function linkTree(from: string, to: string): void {
     else if (info.isFile()) {
       try {
         linkSync(source, target);
-      } catch {
-        copyFileSync(source, target); // file systems without hard links
+      } catch (error) {
+        throw new LinkFailedError(`cannot hard-link ${source}: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
     }
   }
@@ -72,6 +82,8 @@ export class CheckpointSync {
   /** Whether the copy loop runs; set and cleared synchronously, so no snapshot is stranded. */
   private active = false;
   private running: Promise<void> = Promise.resolve();
+  /** false after the first failed hard link: snapshots are then copied in the background. */
+  private linksWork = true;
 
   constructor(private readonly options: CheckpointSyncOptions) {}
 
@@ -79,7 +91,16 @@ export class CheckpointSync {
     return this.options.destination;
   }
 
-  /** Snapshots `checkpointDir` now and queues its copy; returns at once. */
+  /** Whether snapshots are hard links (false once a link has failed). */
+  get linking(): boolean {
+    return this.linksWork;
+  }
+
+  /**
+   * Snapshots `checkpointDir` now (hard links) and queues its copy; returns at once. Once a
+   * link has failed, the snapshot is a copy made in the background instead: no bytes are
+   * copied here, inside the training step.
+   */
   add(checkpointDir: string, step: number): void {
     this.totals.saved++;
     let snapshot: Snapshot;
@@ -87,8 +108,17 @@ export class CheckpointSync {
     try {
       if (!statSync(checkpointDir).isDirectory())
         throw new Error(`${checkpointDir} is not a folder`);
-      linkTree(checkpointDir, dir);
-      snapshot = { step, dir };
+      if (this.linksWork) {
+        try {
+          linkTree(checkpointDir, dir);
+          snapshot = { step, dir };
+        } catch (error) {
+          if (!(error instanceof LinkFailedError)) throw error;
+          this.linksWork = false; // a file system without hard links: copy in the background
+          rmSync(dir, { recursive: true, force: true });
+          snapshot = { step, dir, copyFrom: checkpointDir };
+        }
+      } else snapshot = { step, dir, copyFrom: checkpointDir };
     } catch (error) {
       rmSync(dir, { recursive: true, force: true });
       this.totals.failed++;
@@ -117,6 +147,7 @@ export class CheckpointSync {
       for (let next = this.pending; next; next = this.pending) {
         this.pending = undefined;
         try {
+          if (next.copyFrom !== undefined) await copyTree(next.copyFrom, next.dir);
           await this.options.storage.put(next.dir, this.options.destination, { replace: true });
           this.totals.copied++;
           this.totals.lastCopiedStep = next.step;

@@ -4,16 +4,10 @@
  * pandas lays out `DataFrame(log_history)`, which is what HF publishes: a column per key in
  * order of first appearance, a row per entry, an empty cell where an entry lacks a key.
  */
-import { dumpPythonJson, parsePythonJson } from "@trainkit/core";
-import { formatPythonFloat } from "@trainkit/core/plugin";
+import { dumpPythonJson, parsePythonJson, pythonFloatRepr } from "@trainkit/core/plugin";
 
-/** Python's repr of a float (`nan`, `inf`, `-inf` as Python prints them, not as JSON spells them). */
-export function pythonFloatRepr(value: number): string {
-  if (Number.isNaN(value)) return "nan";
-  if (value === Infinity) return "inf";
-  if (value === -Infinity) return "-inf";
-  return formatPythonFloat(value);
-}
+/** Python's repr of a float (`nan`, `inf`, `-inf` as Python prints them): core's, re-exported. */
+export { pythonFloatRepr };
 
 /**
  * A cell's text. Numbers read back equal with `Number(text)` (nan, inf and -inf as Python

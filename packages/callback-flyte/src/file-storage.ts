@@ -5,8 +5,10 @@
  * (for a killed process; no fsync, so not for a machine crash). An overlaying put writes each
  * file to a temporary name and renames it over the old one.
  */
-import { copyFile, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
+import { redactText } from "@trainkit/core/plugin";
+import { PREFIX_MARKER, PREFIX_MARKER_TEXT, assertReplaceable } from "./guard.js";
 import type { PutOptions, StorageAdapter } from "./storage.js";
 import { localPathOf } from "./uri.js";
 
@@ -14,7 +16,8 @@ import { localPathOf } from "./uri.js";
 const TMP = "trainkit-tmp";
 const OLD = "trainkit-old";
 
-function uniqueSuffix(): string {
+/** A name part no other process or call picks: pid, time and randomness. */
+export function uniqueSuffix(): string {
   return `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
@@ -61,10 +64,18 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Copies the files under `from` into `to` (folders created as needed). */
-async function copyTree(from: string, to: string): Promise<void> {
+/**
+ * Copies the files under `from` into `to` (folders created as needed), except trainkit's
+ * prefix marker at the top level when `withoutMarker`.
+ */
+export async function copyTree(
+  from: string,
+  to: string,
+  { withoutMarker = false }: { withoutMarker?: boolean } = {},
+): Promise<void> {
   await makeDir(to);
   for (const file of await listFiles(from)) {
+    if (withoutMarker && file === PREFIX_MARKER) continue;
     await makeDir(dirname(join(to, file)));
     await copyFile(join(from, file), join(to, file));
   }
@@ -93,15 +104,20 @@ async function readableFolder(dest: string): Promise<string | undefined> {
   return newest?.path;
 }
 
-async function replaceFolder(localDir: string, dest: string): Promise<void> {
+/**
+ * Replaces `dest` with a copy of `localDir` plus the prefix marker. Refused (before anything
+ * is copied or moved) for a destination that is or contains a folder the process depends on,
+ * and for a non-empty folder without the marker: only a folder trainkit filled is replaced.
+ */
+async function replaceFolder(localDir: string, dest: string, uri: string): Promise<void> {
+  assertReplaceable(dest, redactText(uri));
   const parent = dirname(dest);
   const name = basename(dest);
-  if (name === "" || dest === parent)
-    throw new Error(`Refusing to replace the file-system root with a checkpoint (${dest}).`);
   await makeDir(parent);
   const temporary = join(parent, `.${name}.${TMP}-${uniqueSuffix()}`);
   try {
     await copyTree(localDir, temporary);
+    await writeFile(join(temporary, PREFIX_MARKER), PREFIX_MARKER_TEXT);
   } catch (error) {
     await rm(temporary, { recursive: true, force: true }).catch(() => undefined);
     throw error;
@@ -141,20 +157,22 @@ async function overlayFolder(localDir: string, dest: string): Promise<void> {
 export const fileStorage: StorageAdapter = {
   async put(localDir: string, uri: string, options: PutOptions): Promise<void> {
     const dest = localPathOf(uri);
-    if (options.replace) await replaceFolder(localDir, dest);
+    if (options.replace) await replaceFolder(localDir, dest, uri);
     else await overlayFolder(localDir, dest);
   },
 
   async get(uri: string, localDir: string): Promise<void> {
     const source = await readableFolder(localPathOf(uri));
-    if (!source) throw new Error(`Nothing to restore: ${uri} does not exist.`);
-    await copyTree(source, localDir);
+    if (!source) throw new Error(`Nothing to restore: ${redactText(uri)} does not exist.`);
+    await copyTree(source, localDir, { withoutMarker: true });
   },
 
   async exists(uri: string): Promise<boolean> {
     const source = await readableFolder(localPathOf(uri));
     if (!source) return false;
     const info = await stat(source);
-    return info.isFile() || (info.isDirectory() && (await readdir(source)).length > 0);
+    if (info.isFile()) return true;
+    // A prefix that holds only the marker holds no checkpoint.
+    return info.isDirectory() && (await readdir(source)).some((name) => name !== PREFIX_MARKER);
   },
 };

@@ -1,7 +1,12 @@
 // @trainkit/callback-flyte: HF's FlyteCallback (report_to "flyte") for trainkit running as a
 // Flyte task: checkpoints copied to the task's checkpoint prefix, restored on a retry, and the
 // log history as a self-contained HTML deck plus a JSON copy.
-import { definePlugin, type Availability, type TrainkitPlugin } from "@trainkit/core/plugin";
+import {
+  definePlugin,
+  redactText,
+  type Availability,
+  type TrainkitPlugin,
+} from "@trainkit/core/plugin";
 import { FlyteCallback, type FlyteCallbackOptions } from "./callback.js";
 import {
   FLYTE_ARGS,
@@ -32,6 +37,7 @@ export {
   type StorageAdapters,
 } from "./storage.js";
 export { fileStorage } from "./file-storage.js";
+export { PREFIX_MARKER, RefusedDestinationError, refusalFor } from "./guard.js";
 export {
   formatCell,
   logHistoryColumns,
@@ -45,8 +51,10 @@ const silent = { info: () => {}, warn: () => {} };
 
 /**
  * Available inside a Flyte task (Flyte sets FLYTE_INTERNAL_EXECUTION_ID in every task pod) or
- * wherever a checkpoint path is configured, so `reportTo: "all"` leaves it out on a laptop.
- * Every location it will use must have a storage adapter.
+ * where a checkpoint path is given explicitly (the plugin's options or
+ * TRAINKIT_FLYTE_CHECKPOINT_PATH), so `reportTo: "all"` leaves it out on a laptop. This
+ * process's arguments are read only inside a Flyte task: a laptop's `--checkpoint-path` does
+ * not turn it on. Every location it will use must have a storage adapter.
  */
 function availability(options: FlyteCallbackOptions): Availability {
   const env = options.env ?? process.env;
@@ -55,13 +63,16 @@ function availability(options: FlyteCallbackOptions): Availability {
   if (!insideFlyteTask(env) && checkpointPath === undefined)
     return {
       available: false,
-      reason: `not a Flyte task (${FLYTE_EXECUTION_ID} is not set) and no checkpoint path is configured: pass ${FLYTE_ARGS.checkpointPath} <uri> (Flyte's {{.checkpointOutputPrefix}}) or set ${FLYTE_ENV.checkpointPath}`,
+      reason: `not a Flyte task (${FLYTE_EXECUTION_ID} is not set) and no checkpoint path is configured: set ${FLYTE_ENV.checkpointPath} or pass createFlytePlugin({ checkpointPath }) (${FLYTE_ARGS.checkpointPath} is read only inside a Flyte task)`,
     };
   try {
     // The callback checks every location it will use (and nothing else) when it is built.
     new FlyteCallback({ ...options, env, logger: silent });
   } catch (error) {
-    return { available: false, reason: (error as Error).message.replace(/\.+$/, "") };
+    return {
+      available: false,
+      reason: redactText((error as Error).message).replace(/\.+$/, ""),
+    };
   }
   return { available: true };
 }

@@ -3,7 +3,12 @@
  * renders ({{.checkpointOutputPrefix}}, {{.prevCheckpointPrefix}}, {{.rawOutputDataPrefix}}) or
  * trainkit's env fallbacks. Flyte renders "no previous checkpoint" as the literal two characters
  * `""`, so that (and an empty value) means "none" everywhere.
+ *
+ * This process's own arguments are read only inside a Flyte task: `--checkpoint-path` is a
+ * common flag name, and `node train.js --checkpoint-path ./ckpt` on a laptop must not make
+ * trainkit copy (and replace) anything there.
  */
+import { isTruthyEnv } from "@trainkit/core/plugin";
 
 /** The process arguments flytekit passes to a task, by what they hold. */
 export const FLYTE_ARGS = {
@@ -82,7 +87,10 @@ export interface LocationOptions {
   prevCheckpoint?: string;
   /** Where log_history.html and log_history.json go; "" means the default. */
   deckDir?: string;
-  /** The process arguments to read (default: process.argv.slice(2)). */
+  /**
+   * The process arguments to read. Default: process.argv.slice(2) inside a Flyte task
+   * (FLYTE_INTERNAL_EXECUTION_ID set), none elsewhere.
+   */
   argv?: readonly string[];
   /** The environment to read (default: process.env). */
   env?: Record<string, string | undefined>;
@@ -109,8 +117,8 @@ export interface FlyteLocations {
  * still "none" (an explicit `checkpointPath: ""` turns off a path the env would give).
  */
 export function resolveLocations(options: LocationOptions = {}): FlyteLocations {
-  const argv = options.argv ?? process.argv.slice(2);
   const env = options.env ?? process.env;
+  const argv = options.argv ?? (insideFlyteTask(env) ? process.argv.slice(2) : []);
   const pick = (
     option: keyof LocationOptions & ("checkpointPath" | "prevCheckpoint" | "deckDir"),
     flag: string | undefined,
@@ -139,10 +147,10 @@ export function resolveLocations(options: LocationOptions = {}): FlyteLocations 
   };
 }
 
-/** HF's truthy env test: upper-cased value in {1, ON, YES, TRUE}; unset or blank is undefined. */
+/** HF's truthy env test (core's isTruthyEnv) on the trimmed value; unset or blank is undefined. */
 export function envFlag(value: string | undefined): boolean | undefined {
   if (value === undefined || value.trim() === "") return undefined;
-  return ["1", "ON", "YES", "TRUE"].includes(value.trim().toUpperCase());
+  return isTruthyEnv(value.trim());
 }
 
 /** Whether this process runs as a Flyte task (Flyte sets the execution id in every task pod). */

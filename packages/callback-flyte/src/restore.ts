@@ -6,10 +6,13 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parsePythonJson } from "@trainkit/core";
-import { consoleLogger, type Logger } from "./logger.js";
+import { parsePythonJson, redactText } from "@trainkit/core/plugin";
+import { fileStorage } from "./file-storage.js";
+import { refusalFor } from "./guard.js";
+import { defaultLogger, type Logger } from "./logger.js";
 import { resolveLocations, type LocationOptions } from "./locations.js";
 import { storageFor, type StorageAdapters } from "./storage.js";
+import { localPathOf } from "./uri.js";
 
 export interface RestoreOptions extends LocationOptions {
   /** Adapters for object stores, by scheme (`{ s3: adapter }`); file:// is built in. */
@@ -25,7 +28,7 @@ export interface RestoreOptions extends LocationOptions {
    * to the next one (Flyte gives each attempt only the previous attempt's prefix).
    */
   carryForward?: boolean;
-  /** Where progress and problems are reported (default: the console). */
+  /** Where progress and problems are reported (default: core's logger, the console). */
   logger?: Logger;
 }
 
@@ -39,12 +42,14 @@ function globalStepOf(dir: string, source: string): number {
   const file = join(dir, "trainer_state.json");
   if (!existsSync(file))
     throw new Error(
-      `The previous checkpoint ${source} holds no trainer_state.json: it is not a trainkit checkpoint (expected the contents of a checkpoint-<step> folder at the prefix root).`,
+      `The previous checkpoint ${redactText(source)} holds no trainer_state.json: it is not a trainkit checkpoint (expected the contents of a checkpoint-<step> folder at the prefix root).`,
     );
   const state = parsePythonJson(readFileSync(file, "utf8")) as { global_step?: unknown } | null;
   const step = state?.global_step;
   if (typeof step !== "number" || !Number.isInteger(step) || step < 0)
-    throw new Error(`${source}/trainer_state.json has no valid global_step: the file is damaged.`);
+    throw new Error(
+      `${redactText(source)}/trainer_state.json has no valid global_step: the file is damaged.`,
+    );
   return step;
 }
 
@@ -58,7 +63,7 @@ function globalStepOf(dir: string, source: string): number {
 export async function restoreFlyteCheckpoint(
   options: RestoreOptions = {},
 ): Promise<string | undefined> {
-  const logger = options.logger ?? consoleLogger;
+  const logger = options.logger ?? defaultLogger;
   const locations = resolveLocations(options);
   const previous = locations.prevCheckpoint.value;
   if (previous === undefined) {
@@ -74,7 +79,7 @@ export async function restoreFlyteCheckpoint(
 
   if (!(await storage.exists(previous))) {
     logger.info(
-      `Flyte: the previous attempt left no checkpoint at ${previous}; training starts from scratch.`,
+      `Flyte: the previous attempt left no checkpoint at ${redactText(previous)}; training starts from scratch.`,
     );
     return undefined;
   }
@@ -99,20 +104,29 @@ export async function restoreFlyteCheckpoint(
       target = join(temporaryRoot, `checkpoint-${step}`);
       renameSync(downloadDir, target);
     }
-    logger.info(`Flyte: restored the checkpoint of step ${step} from ${previous} into ${target}.`);
+    logger.info(
+      `Flyte: restored the checkpoint of step ${step} from ${redactText(previous)} into ${target}.`,
+    );
   } catch (error) {
     if (temporaryRoot !== undefined) rmSync(temporaryRoot, { recursive: true, force: true });
     throw error;
   }
 
   if (carryStorage && carryTo !== undefined) {
-    try {
-      await carryStorage.put(target, carryTo, { replace: true });
-    } catch (error) {
+    // The carry-forward replaces the whole prefix, as a checkpoint copy does: the same rules.
+    const refused = carryStorage === fileStorage ? refusalFor(localPathOf(carryTo)) : undefined;
+    if (refused !== undefined)
       logger.warn(
-        `Flyte: could not copy the restored checkpoint on to ${carryTo} (${(error as Error).message}); training goes on, but if this attempt fails before its first save the next one starts from scratch.`,
+        `Flyte: refusing to copy the restored checkpoint on to ${redactText(carryTo)}: ${refused} Nothing is copied there; training goes on.`,
       );
-    }
+    else
+      try {
+        await carryStorage.put(target, carryTo, { replace: true });
+      } catch (error) {
+        logger.warn(
+          `Flyte: could not copy the restored checkpoint on to ${redactText(carryTo)} (${redactText((error as Error).message)}); training goes on, but if this attempt fails before its first save the next one starts from scratch.`,
+        );
+      }
   }
   return target;
 }

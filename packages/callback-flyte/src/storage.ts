@@ -3,6 +3,7 @@
  * ships the `file://` (and plain local path) backend; object stores (s3://, gs://, abfs://, ...)
  * are an adapter the user supplies, built on their cloud SDK and the pod's credentials.
  */
+import { redactText } from "@trainkit/core/plugin";
 import { fileStorage } from "./file-storage.js";
 import { localPathOf, schemeOf } from "./uri.js";
 
@@ -47,6 +48,6 @@ export function storageFor(uri: string, adapters: StorageAdapters = {}): Storage
     return fileStorage;
   }
   throw new Error(
-    `No storage adapter for "${scheme}://" (${uri}). trainkit copies checkpoints itself only to file:// URIs and local paths; for an object store, pass an adapter built on your cloud SDK: createFlytePlugin({ storage: { ${JSON.stringify(scheme)}: adapter } }) (or new FlyteCallback({ storage: ... }), restoreFlyteCheckpoint({ storage: ... })). See "Object stores" in the @trainkit/callback-flyte README.`,
+    `No storage adapter for "${scheme}://" (${redactText(uri)}). trainkit copies checkpoints itself only to file:// URIs and local paths; for an object store, pass an adapter built on your cloud SDK: createFlytePlugin({ storage: { ${JSON.stringify(scheme)}: adapter } }) (or new FlyteCallback({ storage: ... }), restoreFlyteCheckpoint({ storage: ... })). See "Object stores" in the @trainkit/callback-flyte README.`,
   );
 }

@@ -31,9 +31,11 @@ import {
   type StorageAdapter,
 } from "../src/index.js";
 import {
+  PREFIX_MARKER,
   captureLogger,
   cellValue,
   makeTrainer,
+  readPrefix,
   readTableWithChromium,
   readTree,
 } from "./helpers.js";
@@ -64,7 +66,7 @@ class CompareEachSave extends TrainerCallback {
   override async onSave(args: TrainingArguments, state: TrainerState): Promise<void> {
     await flyteOf(this.trainer).flush();
     const saved = readTree(join(args.outputDir, `checkpoint-${state.globalStep}`));
-    const copied = readTree(this.destination);
+    const copied = readPrefix(this.destination);
     expect([...copied.keys()]).toEqual([...saved.keys()]);
     for (const [file, bytes] of saved) expect(copied.get(file)!.equals(bytes), file).toBe(true);
     const copiedState = parsePythonJson(
@@ -85,9 +87,11 @@ describe("a Trainer run with a file:// checkpoint prefix", () => {
   let compare: CompareEachSave;
 
   test("each save's contents are at the prefix root after that save, stale files gone", async () => {
-    // A file from "an earlier checkpoint" that the new ones do not have.
+    // A file from "an earlier checkpoint" (trainkit's marker says trainkit filled the folder)
+    // that the new ones do not have.
     mkdirSync(destination, { recursive: true });
     writeFileSync(join(destination, "stale-shard.bin"), "old");
+    writeFileSync(join(destination, PREFIX_MARKER), "");
     compare = new CompareEachSave(destination);
     const plugin = createFlytePlugin({
       checkpointPath: pathToFileURL(destination).href,
@@ -241,7 +245,7 @@ describe("copies in the background", () => {
     expect(readdirSync(outputDir).filter((n) => n.startsWith("checkpoint-"))).toEqual([
       "checkpoint-6",
     ]);
-    const copied = readTree(destination);
+    const copied = readPrefix(destination);
     const saved = readTree(join(outputDir, "checkpoint-6"));
     expect([...copied.keys()]).toEqual([...saved.keys()]);
     for (const [file, bytes] of saved) expect(copied.get(file)!.equals(bytes), file).toBe(true);
@@ -323,6 +327,29 @@ describe("options", () => {
     expect(log.warnings).toEqual([
       `Flyte: the previous attempt left a checkpoint at ${previous}, but training starts from step 0. To resume, pass it on: trainer.train({ resumeFromCheckpoint: await restoreFlyteCheckpoint() }).`,
     ]);
+  });
+
+  test("the hint's check does not hold training up (an exists() that never answers)", async () => {
+    const hanging: StorageAdapter = {
+      put: async () => {},
+      get: async () => {},
+      exists: () => new Promise<boolean>(() => {}),
+    };
+    const trainer = makeTrainer(
+      createFlytePlugin({
+        prevCheckpoint: "bucket://b/attempt-0",
+        storage: { bucket: hanging },
+        saveLogHistory: false,
+        argv: [],
+        env: { FLYTE_INTERNAL_EXECUTION_ID: "ex-3" },
+      }),
+      { outputDir: join(work, "hint-hanging"), maxSteps: 2, saveStrategy: "no" },
+    );
+    const started = Date.now();
+    await trainer.train(); // before: onTrainBegin awaited exists() and this never returned
+    expect(trainer.state.globalStep).toBe(2);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(log.warnings).toEqual([]);
   });
 
   test("the deck defaults to outputDir; only world process zero writes", async () => {

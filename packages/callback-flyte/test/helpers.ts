@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Trainer, TrainingArguments, type TrainingArgumentsOptions } from "@trainkit/core";
 import type { TrainkitPlugin } from "@trainkit/core/plugin";
 import { listFiles } from "../src/file-storage.js";
+import { PREFIX_MARKER } from "../src/guard.js";
 
 export const packageDir = resolve(import.meta.dirname, "..");
 
@@ -76,7 +77,17 @@ export function readTree(dir: string): Map<string, Buffer> {
   return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-export { listFiles };
+/**
+ * A checkpoint prefix's files without trainkit's marker (which every replacing copy writes);
+ * throws when the marker is missing.
+ */
+export function readPrefix(dir: string): Map<string, Buffer> {
+  const files = readTree(dir);
+  if (!files.delete(PREFIX_MARKER)) throw new Error(`${dir} has no ${PREFIX_MARKER}`);
+  return files;
+}
+
+export { listFiles, PREFIX_MARKER };
 
 /** What Chromium saw in the deck: the table's cells, and what the page loaded and ran. */
 export interface ChromiumTable {

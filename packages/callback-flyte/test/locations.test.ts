@@ -141,13 +141,45 @@ describe("isAvailable", () => {
     expect(createFlytePlugin({ argv: [] }).isAvailable(context({}))).toEqual({
       available: false,
       reason:
-        "not a Flyte task (FLYTE_INTERNAL_EXECUTION_ID is not set) and no checkpoint path is configured: pass --checkpoint-path <uri> (Flyte's {{.checkpointOutputPrefix}}) or set TRAINKIT_FLYTE_CHECKPOINT_PATH",
+        "not a Flyte task (FLYTE_INTERNAL_EXECUTION_ID is not set) and no checkpoint path is configured: set TRAINKIT_FLYTE_CHECKPOINT_PATH or pass createFlytePlugin({ checkpointPath }) (--checkpoint-path is read only inside a Flyte task)",
     });
     expect(
       createFlytePlugin({ argv: ["--checkpoint-path", '""'] }).isAvailable(context({})).available,
     ).toBe(false);
     // The default export reads this process's own arguments (vitest's: none of Flyte's).
     expect(flyte.isAvailable(context({})).available).toBe(false);
+  });
+
+  test("a laptop's own --checkpoint-path does not turn it on; inside a Flyte task it is read", () => {
+    const saved = process.argv;
+    process.argv = [saved[0]!, "train.js", "--checkpoint-path", "./checkpoints"];
+    try {
+      // `node train.js --checkpoint-path ./checkpoints` on a laptop: not Flyte's argument.
+      expect(flyte.isAvailable(context({})).available).toBe(false);
+      expect(createFlytePlugin().isAvailable(context({})).available).toBe(false);
+      expect(resolveLocations({ env: {} }).checkpointPath).toEqual({
+        value: undefined,
+        from: "default",
+        source: "default",
+      });
+      // Inside a Flyte task the same argument is flytekit's, and it is read.
+      const task = { FLYTE_INTERNAL_EXECUTION_ID: "f3a8b" };
+      expect(flyte.isAvailable(context(task))).toEqual({ available: true });
+      expect(resolveLocations({ env: task }).checkpointPath).toEqual({
+        value: "./checkpoints",
+        from: "--checkpoint-path",
+        source: "argument",
+      });
+      // Explicit configuration still turns it on outside a task.
+      expect(flyte.isAvailable(context({ TRAINKIT_FLYTE_CHECKPOINT_PATH: "/mnt/ckpt" }))).toEqual({
+        available: true,
+      });
+      expect(createFlytePlugin({ checkpointPath: "/mnt/ckpt" }).isAvailable(context({}))).toEqual({
+        available: true,
+      });
+    } finally {
+      process.argv = saved;
+    }
   });
 
   test("inside a Flyte task, or with a checkpoint path configured: available", () => {

@@ -22,7 +22,7 @@ import {
   type StorageAdapter,
 } from "../src/index.js";
 import { localPathOf } from "../src/uri.js";
-import { captureLogger, makeTrainer, readTree } from "./helpers.js";
+import { PREFIX_MARKER, captureLogger, makeTrainer, readPrefix, readTree } from "./helpers.js";
 
 const work = mkdtempSync(join(tmpdir(), "trainkit-flyte-restore-test-"));
 let log: ReturnType<typeof captureLogger>;
@@ -96,9 +96,11 @@ describe("restoreFlyteCheckpoint", () => {
     });
     restoredRoots.push(dirname(restored!));
     expect(restored).toMatch(/trainkit-flyte-restore-\w+\/checkpoint-4$/);
-    const source = readTree(localPathOf(previous));
+    // The restored folder is the checkpoint alone (trainkit's prefix marker is not restored).
+    const source = readPrefix(localPathOf(previous));
     expect([...readTree(restored!).keys()]).toEqual([...source.keys()]);
-    expect([...readTree(mine)].map(([k, v]) => [k, v.toString("base64")])).toEqual(
+    expect(existsSync(join(restored!, PREFIX_MARKER))).toBe(false);
+    expect([...readPrefix(mine)].map(([k, v]) => [k, v.toString("base64")])).toEqual(
       [...source].map(([k, v]) => [k, v.toString("base64")]),
     );
     expect(log.infos).toEqual([
@@ -224,7 +226,7 @@ describe("the file:// backend", () => {
     expect(await fileStorage.exists(dest)).toBe(true);
     const into = join(work, "crashed-restore");
     await fileStorage.get(pathToFileURL(dest).href, into);
-    expect([...readTree(into).keys()]).toEqual([...readTree(localPathOf(previous)).keys()]);
+    expect([...readTree(into).keys()]).toEqual([...readPrefix(localPathOf(previous)).keys()]);
   });
 
   test("an overlaying put keeps the other files", async () => {
