@@ -1,5 +1,6 @@
 // What the tracker says, through the plugin context's logger: one line per fact, each problem
 // once, filtered by codecarbon's log_level.
+import { logger as coreLogger } from "@trainkit/core/plugin";
 import type { LogLevel } from "./config/config.js";
 
 export interface Logger {
@@ -7,10 +8,8 @@ export interface Logger {
   warn(message: string): void;
 }
 
-export const consoleLogger: Logger = {
-  info: (message) => console.log(`[trainkit] ${message}`),
-  warn: (message) => console.warn(`[trainkit] ${message}`),
-};
+/** trainkit's own logger (the console, or what `setLogger` installed). */
+export const defaultLogger: Logger = coreLogger;
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error: 3, critical: 4 };
 

@@ -1,6 +1,6 @@
 // The emissions tracker: codecarbon 3.3's OfflineEmissionsTracker in TypeScript. start()
 // detects the hardware and begins a run; then, on unref'd timers, a 1 s monitor samples CPU
-// load, GPU power and utilisation, and every `measurePowerSecs` a measurement turns the
+// load and utilisation (GPU power and utilisation stream in from one nvidia-smi child), and every `measurePowerSecs` a measurement turns the
 // interval into energy per component (PUE applied). flush() writes the run's totals so far and
 // stop() writes them one last time. All work is asynchronous and serialised; nothing ever runs
 // inside a training step, and nothing here throws into the Trainer: problems are said once.
@@ -21,7 +21,7 @@ import { ramPowerWatts } from "./hardware/ram.js";
 import { DEFAULT_RAPL_ROOT, RaplMeter } from "./hardware/rapl.js";
 import { detectHardware, type Hardware } from "./hardware/setup.js";
 import { resolveLocation, type Location } from "./intensity.js";
-import { consoleLogger, Reporter, type Logger } from "./reporter.js";
+import { defaultLogger, Reporter, type Logger } from "./reporter.js";
 import { nodeSystem, systemClock, type Clock, type SystemProbes } from "./system.js";
 import { BYTES_PER_GB, wattsForSecondsToKWh } from "./units.js";
 
@@ -32,7 +32,7 @@ export const PACKAGE_VERSION = "0.1.0";
 export interface EmissionsTrackerOptions extends CodeCarbonSettings {
   /** Where `CODECARBON_*` variables are read from (default process.env). */
   env?: Record<string, string | undefined>;
-  /** Where notices and problems go (default: the console). */
+  /** Where notices and problems go (default: trainkit's logger, the console unless `setLogger` replaced it). */
   logger?: Logger;
   /** Folder whose `.codecarbon.config` is read (default process.cwd()). */
   cwd?: string;
@@ -98,7 +98,7 @@ export class EmissionsTracker {
   constructor(options: EmissionsTrackerOptions = {}) {
     const env = options.env ?? process.env;
     this.settings = resolveSettings(options, { env, cwd: options.cwd, homeDir: options.homeDir });
-    this.reporter = new Reporter(options.logger ?? consoleLogger, this.settings.logLevel);
+    this.reporter = new Reporter(options.logger ?? defaultLogger, this.settings.logLevel);
     this.clock = options.clock ?? systemClock;
     this.system = { ...nodeSystem, ...options.system };
     this.raplRoot = options.raplRoot ?? DEFAULT_RAPL_ROOT;
@@ -163,6 +163,7 @@ export class EmissionsTracker {
     if (!run) return undefined;
     this.run = undefined;
     for (const timer of run.timers) clearInterval(timer);
+    run.gpuMeter?.close(); // the nvidia-smi child is killed; its samples still count
     return this.finishInterval(run, true);
   }
 
@@ -239,7 +240,12 @@ export class EmissionsTracker {
       run.gpuMeter = new GpuMeter(this.gpuReader, hardware.trackedGpus, problem("gpu-read"));
       await run.gpuMeter.start();
     }
-    run.utilizationTimes = await this.system.cpuTimes();
+    try {
+      run.utilizationTimes = await this.system.cpuTimes();
+    } catch (error) {
+      run.gpuMeter?.close(); // no run: no sampler left behind
+      throw error;
+    }
     run.startedAt = run.lastMeasuredAt = this.clock.now();
     return run;
   }

@@ -91,7 +91,7 @@ describe("text values, as codecarbon parses them", () => {
     expect(s.measurePowerSecs).toBe(15);
     expect(s.pue).toBe(1.5);
     expect(s.problems).toEqual([
-      'CODECARBON_MEASURE_POWER_SECS: measure_power_secs must be a number in range, got "often"; ignored.',
+      'CODECARBON_MEASURE_POWER_SECS: measure_power_secs must be a number, got "often"; ignored.',
     ]);
   });
 
@@ -156,6 +156,40 @@ describe("text values, as codecarbon parses them", () => {
       resolveSettings({}, { env: { CODECARBON_ON_CSV_WRITE: "overwrite" }, ...where }),
     ).toThrow(/on_csv_write .* must be one of "append", "update"/);
   });
+
+  test("tracking_mode and on_csv_write are trimmed and lower-cased, as codecarbon does", () => {
+    const s = resolveSettings(
+      {},
+      {
+        env: { CODECARBON_TRACKING_MODE: "machine ", CODECARBON_ON_CSV_WRITE: " Update\t" },
+        ...folders("enum-spaces"),
+      },
+    );
+    expect(s.trackingMode).toBe("machine");
+    expect(s.onCsvWrite).toBe("update");
+    const config = folders("enum-config", "[codecarbon]\ntracking_mode = PROCESS\n");
+    expect(resolveSettings({}, { env: {}, ...config }).trackingMode).toBe("process");
+  });
+
+  test("measure_power_secs from env/config outside 0.1 s .. 1 day is an error before any work", () => {
+    const where = folders("measure-range");
+    for (const raw of ["0", "0.05", "-1", "86401", "1e9"])
+      expect(() =>
+        resolveSettings({}, { env: { CODECARBON_MEASURE_POWER_SECS: raw }, ...where }),
+      ).toThrow(
+        new RegExp(
+          `measure_power_secs from CODECARBON_MEASURE_POWER_SECS must be from 0.1 to 86400 seconds \\(got "${raw.replace(".", "\\.")}"\\)`,
+        ),
+      );
+    for (const [raw, value] of [
+      ["0.1", 0.1],
+      [" 86400 ", 86_400],
+    ] as const)
+      expect(
+        resolveSettings({}, { env: { CODECARBON_MEASURE_POWER_SECS: raw }, ...where })
+          .measurePowerSecs,
+      ).toBe(value);
+  });
 });
 
 describe("the INI reader", () => {
@@ -187,7 +221,15 @@ describe("the INI reader", () => {
 
 describe("explicit options are checked before any work", () => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
-    [{ measurePowerSecs: 0 }, /measurePowerSecs must be a number of seconds above 0 \(got 0\)/],
+    [
+      { measurePowerSecs: 0 },
+      /measurePowerSecs must be a number of seconds from 0.1 to 86400 \(one day\) \(got 0\)/,
+    ],
+    [{ measurePowerSecs: 0.05 }, /measurePowerSecs must be .* from 0.1 to 86400 .*\(got 0.05\)/],
+    [{ measurePowerSecs: 86_401 }, /measurePowerSecs must be .* from 0.1 to 86400 .*\(got 86401\)/],
+    [{ measurePowerSecs: Infinity }, /measurePowerSecs must be .*\(got Infinity\)/],
+    [{ measurePowerSecs: NaN }, /measurePowerSecs must be .*\(got NaN\)/],
+    [{ measurePowerSecs: "15" }, /measurePowerSecs must be .*\(got "15"\)/],
     [{ trackingMode: "gpu" }, /trackingMode must be "machine" or "process"/],
     [{ onCsvWrite: "replace" }, /onCsvWrite must be "append" or "update"/],
     [{ pue: -1 }, /pue must be a finite number ≥ 0 \(got -1\)/],

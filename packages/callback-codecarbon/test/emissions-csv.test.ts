@@ -207,6 +207,39 @@ describe("a file of another format is backed up, as codecarbon names backups", (
   });
 });
 
+describe("nodes sharing one CSV", () => {
+  test("writers that all find no file: one creates it (O_EXCL), the others append, no row lost", async () => {
+    const dir = folder();
+    const path = join(dir, "emissions.csv");
+    const ids = Array.from({ length: 8 }, (_, i) => `node-${i}`);
+    await Promise.all(ids.map((id) => writeEmissionsRow(path, cellsOf(sample(id)), "append")));
+    const text = readFileSync(path, "utf8");
+    expect(text.split("\n").filter((l) => l.startsWith("timestamp,"))).toHaveLength(1);
+    const [frame] = readWithPandas(path);
+    expect(frame!.columns).toEqual([...EMISSIONS_COLUMNS]);
+    expect(frame!.rows.map((r) => r.run_id).sort()).toEqual(ids);
+  });
+
+  test("writers that all find an old format: backed up once, the new file keeps every row", async () => {
+    const dir = folder();
+    const path = join(dir, "emissions.csv");
+    const old = "timestamp,project_name,run_id\n2023-01-01T00:00:00,old,x\n";
+    writeFileSync(path, old);
+    const ids = Array.from({ length: 6 }, (_, i) => `node-${i}`);
+    const results = await Promise.all(
+      ids.map((id) => writeEmissionsRow(path, cellsOf(sample(id)), "append")),
+    );
+    expect(readdirSync(dir).sort()).toEqual(["emissions.csv", "emissions.csv.bak"]);
+    expect(readFileSync(join(dir, "emissions.csv.bak"), "utf8")).toBe(old);
+    expect(results.filter((r) => r.backedUpTo !== undefined)).toHaveLength(1);
+    expect(
+      readWithPandas(path)[0]!
+        .rows.map((r) => r.run_id)
+        .sort(),
+    ).toEqual(ids);
+  });
+});
+
 describe("on_csv_write = update", () => {
   test("replaces the row of the same run_id, keeps the others, as codecarbon's update", async () => {
     const ours = folder();

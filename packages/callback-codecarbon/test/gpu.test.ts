@@ -1,17 +1,22 @@
 // NVIDIA GPUs through a fake `nvidia-smi` script on PATH (this machine has no GPU): detection,
-// selection by gpu_ids, energy from power samples, and a tool that is missing or failing.
-import { mkdtempSync, rmSync } from "node:fs";
+// selection by gpu_ids, energy from power samples streamed by one `-lms` child, and a tool that
+// is missing, failing, or crashing mid-run.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { EmissionsTracker, nvidiaSmiReader } from "../src/index.js";
-import { gpuModel, selectGpus } from "../src/hardware/gpu.js";
+import { gpuModel, selectGpus, type GpuReading } from "../src/hardware/gpu.js";
 import {
   captureLogger,
   fakeNvidiaSmi,
   fakeSystem,
   manualClock,
+  packageDir,
+  processAlive,
   readWithPandas,
+  waitFor,
 } from "./helpers.js";
 
 const work = mkdtempSync(join(tmpdir(), "trainkit-cc-gpu-"));
@@ -58,6 +63,50 @@ test("the reader parses nvidia-smi's CSV, [N/A] as missing", async () => {
   expect(smi.calls()).toBe(
     "--query-gpu=index,uuid,name --format=csv,noheader,nounits\n" +
       "--query-gpu=index,power.draw,utilization.gpu --format=csv,noheader,nounits\n",
+  );
+});
+
+test("watch: one `-lms` child whose lines arrive as readings; stop() kills it", async () => {
+  const smi = fakeNvidiaSmi(DEVICES, SAMPLES);
+  const readings: GpuReading[] = [];
+  const failures: Error[] = [];
+  const watch = nvidiaSmiReader(smi.path).watch!(200, {
+    reading: (r) => readings.push(r),
+    failed: (e) => failures.push(e),
+  });
+  expect(await waitFor(() => readings.length >= 9)).toBe(true); // three rounds of three GPUs
+  expect(readings.slice(0, 3)).toEqual([
+    { index: 0, powerW: 250.5, utilizationPercent: 90 },
+    { index: 1, powerW: 60, utilizationPercent: 0 },
+    { index: 2, powerW: undefined, utilizationPercent: 40 },
+  ]);
+  expect(smi.calls()).toBe(
+    "--query-gpu=index,power.draw,utilization.gpu --format=csv,noheader,nounits -lms 200\n",
+  );
+  const [pid] = smi.streamPids();
+  expect(processAlive(pid!)).toBe(true);
+  watch.stop();
+  expect(await waitFor(() => !processAlive(pid!))).toBe(true);
+  await new Promise((r) => setTimeout(r, 400));
+  expect(failures).toEqual([]); // a stop is not a failure
+  expect(smi.streamPids()).toHaveLength(1);
+});
+
+test("watch: a child that dies is reported once, with what it said", async () => {
+  const smi = fakeNvidiaSmi(DEVICES, SAMPLES);
+  const failures: Error[] = [];
+  let count = 0;
+  nvidiaSmiReader(smi.path).watch!(100, {
+    reading: () => count++,
+    failed: (e) => failures.push(e),
+  });
+  expect(await waitFor(() => count >= 3)).toBe(true);
+  smi.crash();
+  expect(await waitFor(() => failures.length > 0)).toBe(true);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(failures).toHaveLength(1);
+  expect(failures[0]!.message).toMatch(
+    /nvidia-smi -lms stopped \(exit code 15\): Unable to determine the device handle/,
   );
 });
 
@@ -139,21 +188,87 @@ describe("the tracker with GPUs", () => {
     );
   });
 
-  test("nvidia-smi failing mid-run: one warning, the samples already taken still count", async () => {
+  test("samples stream from one nvidia-smi child, not a spawn per second; stop() kills it", async () => {
+    const smi = fakeNvidiaSmi(DEVICES, SAMPLES);
+    const {
+      tracker: t,
+      clock,
+      log,
+    } = tracker(pathWith(smi.dir), join(work, "stream"), {
+      gpuIds: "0",
+    });
+    await t.start();
+    await new Promise((r) => setTimeout(r, 3300)); // four lines of GPU 0: at 0, 1, 2, 3 s
+    clock.advance(3.3);
+    const [pid] = smi.streamPids();
+    expect(processAlive(pid!)).toBe(true);
+    const data = (await t.stop())!;
+    expect(await waitFor(() => !processAlive(pid!))).toBe(true);
+    expect(data.gpuUtilizationPercent).toBe(90);
+    expect(data.gpuPower).toBeCloseTo(250.5, 9);
+    const calls = smi.calls().trim().split("\n");
+    expect(calls).toEqual([
+      "--query-gpu=index,uuid,name --format=csv,noheader,nounits",
+      "--query-gpu=index,power.draw,utilization.gpu --format=csv,noheader,nounits -lms 1000",
+    ]);
+    expect(smi.streamPids()).toHaveLength(1);
+    expect(log.warnings).toEqual([]);
+    // a second run starts a new child, and stops it too
+    await t.start();
+    const second = smi.streamPids()[1]!;
+    expect(processAlive(second)).toBe(true);
+    await t.stop();
+    expect(await waitFor(() => !processAlive(second))).toBe(true);
+    expect(log.warnings).toEqual([]);
+  });
+
+  test("the nvidia-smi child never keeps the process alive, and dies with it", async () => {
+    const smi = fakeNvidiaSmi(DEVICES, SAMPLES);
+    const script = join(work, "alive-gpu.mts");
+    writeFileSync(
+      script,
+      `import { EmissionsTracker } from ${JSON.stringify(join(packageDir, "src/index.ts"))};
+const tracker = new EmissionsTracker({ env: {}, nvidiaSmi: ${JSON.stringify(smi.path)}, countryIsoCode: "FRA", measurePowerSecs: 1, logger: { info() {}, warn() {} } });
+await tracker.start();
+console.log(tracker.running ? "running" : "not running");
+`,
+    );
+    const started = performance.now();
+    const out = execFileSync(process.execPath, ["--import", "tsx", script], {
+      cwd: packageDir,
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(out.trim()).toBe("running");
+    expect(performance.now() - started).toBeLessThan(10_000);
+    const [pid] = smi.streamPids();
+    // its stdout is closed with the process: the next line ends it (SIGPIPE)
+    expect(await waitFor(() => !processAlive(pid!), 4000)).toBe(true);
+  });
+
+  test("nvidia-smi crashing mid-run: one warning, the samples taken still count, then no GPU", async () => {
     const smi = fakeNvidiaSmi(DEVICES, SAMPLES);
     const outputDir = join(work, "mid-run");
     const { tracker: t, log, clock } = tracker(pathWith(smi.dir), outputDir, { gpuIds: "0" });
     await t.start();
-    await new Promise((r) => setTimeout(r, 1200)); // one monitor sample at 250.5 W
-    smi.set(DEVICES, "fail");
-    await new Promise((r) => setTimeout(r, 1100)); // a failing monitor tick
+    await new Promise((r) => setTimeout(r, 1200)); // two lines at 250.5 W (0 s and 1 s)
+    smi.crash();
+    await new Promise((r) => setTimeout(r, 1300)); // the child dies at its next line
+    const [pid] = smi.streamPids();
+    expect(processAlive(pid!)).toBe(false);
     clock.advance(10);
+    const flushed = (await t.flush())!;
+    expect(flushed.gpuPower).toBeCloseTo(250.5, 9);
+    expect(flushed.gpuEnergy).toBeCloseTo((250.5 / 1000) * (10 / 3600), 15);
+    clock.advance(10); // the GPU goes on without readings: 0 W, nothing more said
     const data = (await t.stop())!;
-    expect(data.gpuPower).toBeCloseTo(250.5, 9);
-    expect(data.gpuEnergy).toBeCloseTo((250.5 / 1000) * (10 / 3600), 15);
+    expect(data.gpuEnergy).toBeCloseTo(flushed.gpuEnergy, 15);
     const gpuWarnings = log.warnings.filter((w) => w.includes("GPU"));
     expect(gpuWarnings).toHaveLength(1);
-    expect(gpuWarnings[0]).toMatch(/reading the GPUs failed/);
-    expect(readWithPandas(join(outputDir, "emissions.csv"))[0]!.rows).toHaveLength(1);
+    expect(gpuWarnings[0]).toMatch(
+      /reading the GPUs failed \(.*nvidia-smi -lms stopped \(exit code 15\): Unable to determine the device handle/,
+    );
+    expect(smi.streamPids()).toHaveLength(1); // not restarted
+    expect(readWithPandas(join(outputDir, "emissions.csv"))[0]!.rows).toHaveLength(2);
   });
 });

@@ -201,16 +201,20 @@ export function fakeSystem(overrides: Partial<SystemProbes> = {}) {
 
 /**
  * A fake `nvidia-smi` in a new folder, answering trainkit's two queries (csv,noheader,nounits)
- * from the given lines; `"fail"` makes the sample query fail as a driver problem does.
- * `set()` changes the answers while it is in use.
+ * from the given lines; `"fail"` makes the sample query fail as a driver problem does. With
+ * `-lms <ms>` after the sample query it keeps printing the sample lines every <ms> until killed
+ * (its pid in `streamPid()`), or until `crash()` makes it fail as a driver problem does.
+ * `set()` changes the answers of later calls (a running stream keeps its lines).
  */
 export function fakeNvidiaSmi(devices: string[] | "fail", samples: string[] | "fail") {
   const dir = scratchDir("trainkit-fake-smi-");
   const path = join(dir, "nvidia-smi");
-  const answer = (lines: string[] | "fail") =>
+  const failure = `echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." >&2; exit 9`;
+  // `|| exit 141`: like nvidia-smi, the stream ends when its reader is gone (SIGPIPE)
+  const answer = (lines: string[] | "fail", streaming = false) =>
     lines === "fail"
-      ? `echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." >&2; exit 9`
-      : `cat <<'CSV'\n${lines.join("\n")}\nCSV`;
+      ? failure
+      : `cat <<'CSV'${streaming ? " || exit 141" : ""}\n${lines.join("\n")}\nCSV`;
   const set = (deviceLines: string[] | "fail", sampleLines: string[] | "fail") => {
     // written aside and renamed over, so a run in progress never reads half a script
     writeFileSync(
@@ -222,6 +226,18 @@ case "$1" in
 ${answer(deviceLines)}
   ;;
   --query-gpu=index,power.draw,utilization.gpu)
+    if [ "$3" = "-lms" ]; then
+      echo $$ >> "${dir}/streams.pid"
+      seconds=$(awk "BEGIN { print $4 / 1000 }")
+      while :; do
+        if [ -e "${dir}/crash" ]; then
+          echo "Unable to determine the device handle for GPU 0000:3B:00.0: Unknown Error" >&2
+          exit 15
+        fi
+${answer(sampleLines, true)}
+        sleep "$seconds"
+      done
+    fi
 ${answer(sampleLines)}
   ;;
   *) echo "unexpected query: $*" >&2; exit 2 ;;
@@ -232,5 +248,40 @@ esac
     renameSync(`${path}.new`, path);
   };
   set(devices, samples);
-  return { dir, path, set, calls: () => readFileSync(join(dir, "calls.log"), "utf8") };
+  const readOr = (file: string, fallback: string) =>
+    existsSync(join(dir, file)) ? readFileSync(join(dir, file), "utf8") : fallback;
+  return {
+    dir,
+    path,
+    set,
+    calls: () => readOr("calls.log", ""),
+    /** The pids of the -lms children started so far. */
+    streamPids: () => readOr("streams.pid", "").split("\n").filter(Boolean).map(Number),
+    /** Makes every running -lms child fail at its next line. */
+    crash: () => writeFileSync(join(dir, "crash"), ""),
+  };
+}
+
+/** Whether a process is still running (a zombie awaiting its reaping counts as gone). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until `condition()` holds, polling, for at most `ms`; returns whether it held. */
+export async function waitFor(condition: () => boolean, ms = 3000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }

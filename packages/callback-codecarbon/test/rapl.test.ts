@@ -177,8 +177,8 @@ describe("the tracker on RAPL", () => {
     expect(readWithPandas(join(outputDir, "emissions.csv"))[0]!.rows).toHaveLength(2);
   });
 
-  test("a counter that vanishes mid-run: said once, measuring and writing go on", async () => {
-    const { root, dirs } = fakePowercap("vanish");
+  test("a counter that vanishes mid-run: said once, the other domain's energy keeps counting", async () => {
+    const { root, dirs, set } = fakePowercap("vanish");
     const log = captureLogger();
     const clock = manualClock();
     const outputDir = join(work, "vanish-out");
@@ -195,12 +195,26 @@ describe("the tracker on RAPL", () => {
     });
     await tracker.start();
     rmSync(join(dirs.package1, "energy_uj"));
+    // package-0 (read through MMIO) goes on: 2 J, then 3 J, 4 J, 5 J more
+    let uj = 2_000_000;
+    const energies: number[] = [];
     for (let i = 0; i < 3; i++) {
+      uj += (2 + i) * 1_000_000;
+      set(dirs.mmio0, uj);
       clock.advance(1);
-      await tracker.flush();
+      energies.push((await tracker.flush())!.cpuEnergy);
     }
+    uj += 5_000_000;
+    set(dirs.mmio0, uj);
     clock.advance(1);
-    expect(await tracker.stop()).toBeDefined();
+    const last = (await tracker.stop())!;
+    energies.push(last.cpuEnergy);
+    const joules = [2, 5, 9, 14];
+    for (const [i, energy] of energies.entries())
+      expect(energy).toBeCloseTo(joules[i]! * JOULES_TO_KWH, 15);
+    expect(last.cpuPower).toBeCloseTo((2 + 3 + 4 + 5) / 4, 4); // mean W (codecarbon's rounded J→kWh)
+    const rows = readWithPandas(join(outputDir, "emissions.csv"))[0]!.rows;
+    expect(rows.map((r) => r.cpu_energy)).toEqual(energies);
     const vanished = log.warnings.filter((w) => w.includes("intel-rapl:1"));
     expect(vanished).toHaveLength(1);
     expect(vanished[0]).toMatch(/cannot read RAPL counter .*ENOENT/);

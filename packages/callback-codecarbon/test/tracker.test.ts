@@ -158,14 +158,19 @@ describe("writing", () => {
 
 describe("lifecycle", () => {
   test("start twice does nothing more; stop without a run returns undefined", async () => {
-    const { tracker, pass, log } = setup();
+    const { tracker, pass, log, outputDir } = setup();
     expect(await tracker.stop()).toBeUndefined();
     await tracker.start();
     await tracker.start();
     expect(log.infos.filter((m) => m.includes("already started"))).toHaveLength(1);
     pass(1, 0);
-    expect(await tracker.stop()).toBeDefined();
+    const data = (await tracker.stop())!;
+    expect(data.duration).toBeCloseTo(1, 9); // one run, from the first start()
+    expect(data.cpuPower).toBeCloseTo(150 * 0.1, 9); // idle: 10 % of the Xeon 6148's TDP
     expect(tracker.running).toBe(false);
+    expect(await tracker.stop()).toBeUndefined();
+    const rows = readWithPandas(join(outputDir, "emissions.csv"))[0]!.rows;
+    expect(rows.map((r) => r.run_id)).toEqual([data.runId]);
   });
 
   test("the 1 s monitor samples CPU and RAM utilisation in the background", async () => {

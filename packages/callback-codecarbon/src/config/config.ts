@@ -92,6 +92,9 @@ export interface ResolvedSettings {
 }
 
 export const DEFAULT_EXPERIMENT_ID = "5b0fa12a-3dd7-45bb-9766-cc326314d9f1";
+/** measure_power_secs' bounds: below 0.1 s the readings are noise, above a day a run never measures. */
+export const MEASURE_POWER_SECS_MIN = 0.1;
+export const MEASURE_POWER_SECS_MAX = 86_400;
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error", "critical"];
 
 export interface ResolveContext {
@@ -147,7 +150,9 @@ export function resolveSettings(
   const oneOf =
     <T extends string>(key: string, allowed: readonly T[]) =>
     (raw: string): T => {
-      if ((allowed as readonly string[]).includes(raw)) return raw as T;
+      // codecarbon strips and lower-cases these ("Machine " is machine)
+      const value = raw.trim().toLowerCase();
+      if ((allowed as readonly string[]).includes(value)) return value as T;
       throw new TypeError(
         `CodeCarbon: ${key} from ${sources[key]} must be one of ${allowed.map((a) => `"${a}"`).join(", ")} (got ${JSON.stringify(raw)}).`,
       );
@@ -169,7 +174,8 @@ export function resolveSettings(
   if (text("electricitymaps_api_token") !== undefined || text("co2_signal_api_token") !== undefined)
     unsupported.push("electricitymaps_api_token (live carbon intensity needs the network)");
 
-  const positive = (n: number) => Number.isFinite(n) && n > 0;
+  const inMeasureRange = (n: number) =>
+    Number.isFinite(n) && n >= MEASURE_POWER_SECS_MIN && n <= MEASURE_POWER_SECS_MAX;
   const nonNegative = (n: number) => Number.isFinite(n) && n >= 0;
   const logLevel = pick(options.logLevel, "log_level", (raw) => {
     const level = raw.trim().toLowerCase() as LogLevel;
@@ -190,11 +196,13 @@ export function resolveSettings(
         oneOf<OnCsvWrite>("on_csv_write", ["append", "update"]),
       ) ?? "append",
     measurePowerSecs:
-      pick(
-        options.measurePowerSecs,
-        "measure_power_secs",
-        number("measure_power_secs", positive),
-      ) ?? 15,
+      pick(options.measurePowerSecs, "measure_power_secs", (raw) => {
+        const seconds = number("measure_power_secs")(raw);
+        if (seconds === undefined || inMeasureRange(seconds)) return seconds;
+        throw new TypeError(
+          `CodeCarbon: measure_power_secs from ${sources.measure_power_secs} must be from ${MEASURE_POWER_SECS_MIN} to ${MEASURE_POWER_SECS_MAX} seconds (got ${JSON.stringify(raw)}).`,
+        );
+      }) ?? 15,
     trackingMode:
       pick(
         options.trackingMode,
@@ -322,8 +330,20 @@ function checkOptions(options: CodeCarbonSettings): void {
     if (options[name] !== undefined && typeof options[name] !== "boolean")
       fail(name, "true or false", options[name]);
   const m = options.measurePowerSecs;
-  if (m !== undefined && !(typeof m === "number" && Number.isFinite(m) && m > 0))
-    fail("measurePowerSecs", "a number of seconds above 0", m);
+  if (
+    m !== undefined &&
+    !(
+      typeof m === "number" &&
+      Number.isFinite(m) &&
+      m >= MEASURE_POWER_SECS_MIN &&
+      m <= MEASURE_POWER_SECS_MAX
+    )
+  )
+    fail(
+      "measurePowerSecs",
+      `a number of seconds from ${MEASURE_POWER_SECS_MIN} to ${MEASURE_POWER_SECS_MAX} (one day)`,
+      m,
+    );
   for (const name of [
     "pue",
     "wue",

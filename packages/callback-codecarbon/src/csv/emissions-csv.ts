@@ -27,12 +27,20 @@ export async function writeEmissionsRow(
   mode: OnCsvWrite,
 ): Promise<WriteResult> {
   const columns = Object.keys(cells);
-  const existing = await readExisting(path);
   const result: WriteResult = {};
-  if (existing && !sameColumns(existing.header, columns)) result.backedUpTo = await backup(path);
-  if (!existing || result.backedUpTo !== undefined) {
-    await writeNew(path, columns, cells);
-    return result;
+  // Nodes may share the file: a new file is created exclusively, and if another node created
+  // it meanwhile, the row goes into that file instead (at most a few rounds).
+  let existing: Existing | undefined;
+  for (let round = 0; ; round++) {
+    if (round === 5) throw new Error(`${path} keeps changing under this writer`);
+    existing = await readExisting(path);
+    if (existing && existing.text !== "" && !sameColumns(existing.header, columns)) {
+      const backedUpTo = await backupUnlessMatching(path, columns);
+      if (backedUpTo !== undefined) result.backedUpTo = backedUpTo;
+      continue; // read again: the file is gone, or another node already started a new one
+    }
+    if (existing && existing.text !== "") break;
+    if (await writeNew(path, columns, cells, existing === undefined)) return result;
   }
 
   const line = rowLine(existing.header, cells);
@@ -57,11 +65,10 @@ interface Existing {
   text: string;
 }
 
-/** The file's text and header, or undefined if it does not exist or is empty. */
+/** The file's text and header (empty for an empty file), or undefined if it does not exist. */
 async function readExisting(path: string): Promise<Existing | undefined> {
   let text: string;
   try {
-    if ((await stat(path)).size === 0) return undefined;
     text = await readFile(path, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -81,13 +88,25 @@ function rowLine(order: readonly string[], cells: Readonly<Record<string, CsvCel
   return formatLine(order.map((column) => formatCell(cells[column] ?? { kind: "none" })));
 }
 
+/**
+ * The header and the row as a new file. A missing file is created with O_EXCL ("wx"): false if
+ * another process created it first (its row then goes into that file). An empty file is
+ * overwritten, as codecarbon does.
+ */
 async function writeNew(
   path: string,
   columns: readonly string[],
   cells: Readonly<Record<string, CsvCell>>,
-): Promise<void> {
+  missing: boolean,
+): Promise<boolean> {
   const text = `${formatLine(columns.map(quoteField))}\n${rowLine(columns, cells)}\n`;
-  await writeFile(path, text, { flag: "w" });
+  try {
+    await writeFile(path, text, { flag: missing ? "wx" : "w" });
+    return true;
+  } catch (error) {
+    if (missing && (error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  }
 }
 
 /** One write with O_APPEND: rows from processes sharing the file do not interleave. */
@@ -109,10 +128,36 @@ async function replaceFile(path: string, text: string): Promise<void> {
 
 /** codecarbon's core.util.backup: `<name>.bak`, then `<name>_0.bak`, `<name>_1.bak`, ... */
 export async function backup(path: string): Promise<string> {
+  const target = await backupTarget(path);
+  await rename(path, target);
+  return target;
+}
+
+/**
+ * Backs `path` up (codecarbon's rule) unless, read again just before the rename, it is gone or
+ * has `columns` after all: another node sharing the file may have backed it up and started a
+ * new one meanwhile, which must not be moved aside. Returns where the file went, if it moved.
+ */
+async function backupUnlessMatching(
+  path: string,
+  columns: readonly string[],
+): Promise<string | undefined> {
+  const target = await backupTarget(path);
+  const now = await readExisting(path);
+  if (!now || now.text === "" || sameColumns(now.header, columns)) return undefined;
+  try {
+    await rename(path, target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined; // moved by another
+    throw error;
+  }
+  return target;
+}
+
+async function backupTarget(path: string): Promise<string> {
   const name = basename(path);
   let target = join(dirname(path), `${name}.bak`);
   for (let n = 0; await exists(target); n++) target = join(dirname(path), `${name}_${n}.bak`);
-  await rename(path, target);
   return target;
 }
 

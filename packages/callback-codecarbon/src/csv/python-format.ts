@@ -1,6 +1,7 @@
 // How pandas' `DataFrame.to_csv` prints the cells of codecarbon's row: floats as Python's repr,
 // ints as digits, None and NaN as empty cells, strings quoted only when they must be (csv
 // QUOTE_MINIMAL). Matching it keeps trainkit's emissions.csv byte-compatible with codecarbon's.
+import { pythonFloatRepr } from "@trainkit/core/plugin";
 
 /** One cell with the Python type codecarbon gives it. */
 export type CsvCell =
@@ -17,31 +18,10 @@ export const str = (value: string | null | undefined): CsvCell =>
   value === null || value === undefined ? none : { kind: "str", value };
 
 /**
- * Python's `repr(float)`: the shortest digits that round-trip (as JavaScript's), written in
- * fixed notation for exponents -4..15 (always with a fractional part: `20.0`) and otherwise in
- * scientific notation with a signed exponent of at least two digits (`1e-05`, `1.5e+16`).
+ * Python's `repr(float)` (core's): the shortest round-trip digits, `20.0`, `1e-05`, `1.5e+16`,
+ * and the non-finite values spelled `nan`, `inf`, `-inf` as pandas writes them in a CSV.
  */
-export function pythonFloatRepr(value: number): string {
-  if (Number.isNaN(value)) return "nan";
-  if (value === Infinity) return "inf";
-  if (value === -Infinity) return "-inf";
-  if (value === 0) return Object.is(value, -0) ? "-0.0" : "0.0";
-  const [mantissa, exponentText] = value.toExponential().split("e") as [string, string];
-  const exponent = Number(exponentText);
-  const negative = mantissa.startsWith("-");
-  const digits = mantissa.replace("-", "").replace(".", "");
-  const sign = negative ? "-" : "";
-  if (exponent < -4 || exponent >= 16) {
-    const fraction = digits.slice(1);
-    const expSign = exponent < 0 ? "-" : "+";
-    const expDigits = String(Math.abs(exponent)).padStart(2, "0");
-    return `${sign}${digits[0]}${fraction ? `.${fraction}` : ""}e${expSign}${expDigits}`;
-  }
-  if (exponent < 0) return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
-  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, "0");
-  const fraction = digits.slice(exponent + 1);
-  return `${sign}${whole}.${fraction || "0"}`;
-}
+export { pythonFloatRepr };
 
 /** A text field as Python's csv writer quotes it (QUOTE_MINIMAL, `"` doubled). */
 export function quoteField(text: string): string {
