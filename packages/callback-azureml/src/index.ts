@@ -48,6 +48,13 @@ export function azureMlTransportFromMeta(
   options: TokenOptions & { insecureHttp?: boolean } = {},
   extra: Partial<MlflowClientOptions> = {},
 ): OutboxTransport {
+  // A token from env goes only to the server MLFLOW_TRACKING_URI names (checked to be the
+  // spool's by transportFromMeta); one given in code is the caller's choice.
+  const fromCode = extra.auth ?? options.auth ?? options.token ?? options.getToken;
+  if (fromCode === undefined && !env.MLFLOW_TRACKING_URI?.trim())
+    throw new MlflowConfigError(
+      `Azure ML: MLFLOW_TRACKING_TOKEN is sent only to the workspace MLFLOW_TRACKING_URI names: set it to the workspace's MLflow tracking URI (the spool's server) to deliver.`,
+    );
   const auth = extra.auth ?? azureMlAuth(env, options);
   if (!auth) throw new MlflowConfigError(`Azure ML: no token to deliver with: ${TOKEN_HINT}.`);
   const insecureHttp = options.insecureHttp ?? insecureHttpFromEnv(env);

@@ -294,7 +294,11 @@ describe("an expired token", () => {
     expect(found!.pending).toBeGreaterThan(0);
     expect(JSON.stringify(found!.meta)).not.toContain(TOKEN);
     const transport = await azureml.transport!(found!.meta, {
-      env: { MLFLOW_TRACKING_TOKEN: FRESH },
+      env: {
+        MLFLOW_TRACKING_TOKEN: FRESH,
+        MLFLOW_TRACKING_URI: process.env.MLFLOW_TRACKING_URI,
+        TRAINKIT_AZUREML_INSECURE_HTTP: "1",
+      },
       logger: log.logger,
     });
     const outbox = Outbox.open({

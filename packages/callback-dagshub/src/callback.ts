@@ -126,6 +126,7 @@ export class DagsHubCallback extends MlflowCallback<DagsHubRecord> {
       timeoutMs: config.http.timeoutMs,
     };
     if (this.dagshub?.repoAuth) options.repoAuth = this.dagshub.repoAuth;
+    if (this.dagshub) options.repoHost = this.dagshub.host;
     if (config.auth) options.trackingAuth = config.auth;
     return createDagsHubTransport(options);
   }

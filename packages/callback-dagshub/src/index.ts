@@ -10,7 +10,12 @@ import {
 } from "@trainkit/callback-mlflow";
 import { definePlugin, type OutboxTransport } from "@trainkit/core/plugin";
 import { DagsHubCallback, type DagsHubCallbackOptions } from "./callback.js";
-import { dagshubAvailability, parseDagsHubTrackingUri, repoAuthFromEnv } from "./config.js";
+import {
+  dagshubAvailability,
+  parseDagsHubHost,
+  parseDagsHubTrackingUri,
+  repoAuthFromEnv,
+} from "./config.js";
 import { createDagsHubTransport, type DagsHubTransportOptions } from "./transport.js";
 
 export { DagsHubCallback, planCommits, type DagsHubCallbackOptions } from "./callback.js";
@@ -57,8 +62,9 @@ export function createDagsHubCallback(options: DagsHubCallbackOptions = {}): Dag
  * The transport `trainkit sync` uses for a DagsHub spool: the tracking URI from meta.json
  * (secret-free); the MLflow credentials from env (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, or
  * credentials in MLFLOW_TRACKING_URI when it names the same repository); the upload's from
- * DAGSHUB_USERNAME/DAGSHUB_PASSWORD, DAGSHUB_USER_TOKEN, else the MLflow ones when the upload's
- * host is the tracking server's origin. The upload records carry their host, repository and
+ * DAGSHUB_USERNAME/DAGSHUB_PASSWORD, DAGSHUB_USER_TOKEN (only to DAGSHUB_CLIENT_HOST, default
+ * https://dagshub.com: an upload for another host is refused), else the MLflow ones when the
+ * upload's host is the tracking server's origin. The upload records carry their host, repository and
  * branch.
  */
 export function dagshubTransportFromMeta(
@@ -73,6 +79,8 @@ export function dagshubTransportFromMeta(
       const options: DagsHubTransportOptions = {
         client,
         timeoutMs: httpKnobsFromEnv(env).timeoutMs,
+        // The DagsHub credentials go only to this host (an upload record names its own).
+        repoHost: parseDagsHubHost(env.DAGSHUB_CLIENT_HOST),
       };
       const repoAuth = repoAuthFromEnv(env);
       if (repoAuth) options.repoAuth = repoAuth;

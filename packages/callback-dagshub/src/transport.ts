@@ -69,12 +69,18 @@ export interface DagsHubTransportOptions extends MlflowTransportOptions {
   trackingAuth?: AuthProvider;
   /** Idle timeout of an upload request, ms (default 120 000). */
   timeoutMs?: number;
+  /**
+   * The DagsHub host `repoAuth` belongs to (DAGSHUB_CLIENT_HOST): an upload record for another
+   * host is refused rather than sent those credentials. Unset: not checked.
+   */
+  repoHost?: string;
 }
 
 export class DagsHubTransport extends MlflowTransport {
   protected readonly repoAuth: AuthProvider | undefined;
   protected readonly trackingAuth: AuthProvider | undefined;
   protected readonly timeoutMs: number | undefined;
+  protected readonly repoHost: string | undefined;
   private readonly repoClients = new Map<string, DagsHubRepoClient>();
 
   constructor(options: DagsHubTransportOptions) {
@@ -82,6 +88,7 @@ export class DagsHubTransport extends MlflowTransport {
     this.repoAuth = options.repoAuth;
     this.trackingAuth = options.trackingAuth;
     this.timeoutMs = options.timeoutMs;
+    this.repoHost = options.repoHost;
   }
 
   override batchSize(records: readonly DagsHubRecord[]): number {
@@ -103,6 +110,11 @@ export class DagsHubTransport extends MlflowTransport {
   protected repoClient(host: string): DagsHubRepoClient {
     let client = this.repoClients.get(host);
     if (!client) {
+      if (this.repoAuth && this.repoHost !== undefined && !sameOrigin(host, this.repoHost))
+        throw new DeliveryError(
+          `DagsHub: the spool's upload is for ${originOf(host)}, DAGSHUB_CLIENT_HOST is ${originOf(this.repoHost)}: set it to the spool's host to deliver (DagsHub credentials are not sent to another host).`,
+          { kind: "halt" },
+        );
       const options: ConstructorParameters<typeof DagsHubRepoClient>[0] = { host };
       const auth =
         this.repoAuth ?? (sameOrigin(host, this.client.baseUrl) ? this.trackingAuth : undefined);
@@ -169,7 +181,7 @@ export class DagsHubTransport extends MlflowTransport {
       // A definite answer: nothing was committed.
       context.saveMeta({ [META_KEY]: { ...pending, sent: false } });
       if (status === 401 || status === 403 || status === 404 || RETRYABLE_STATUSES.has(status))
-        throw this.repoError(error, record);
+        throw this.repoError(error, record); // 403/404: this upload is set aside (reject)
       // Another 4xx: a stale last_commit (the branch moved), or the data is refused.
       const now = await head();
       if (now.id !== pending.lastCommit) {
@@ -212,7 +224,10 @@ export class DagsHubTransport extends MlflowTransport {
     context.saveMeta({ [META_KEY]: undefined });
   }
 
-  /** A failure as the outbox's DeliveryError: retry, or halt for credentials and missing repos. */
+  /**
+   * A failure as the outbox's DeliveryError: retry; halt for credentials (401) and other
+   * refusals; reject (this upload set aside) for 403/404.
+   */
   protected repoError(error: unknown, record: RepoUploadRecord): DeliveryError {
     if (error instanceof DeliveryError) return error;
     if (error instanceof RepoRequestError) {
@@ -222,12 +237,13 @@ export class DagsHubTransport extends MlflowTransport {
       };
       if (status !== undefined) options.status = status;
       if (error.retryAfterMs !== undefined) options.retryAfterMs = error.retryAfterMs;
-      if (status === 401 || status === 403) options.kind = "halt";
-      else if (status === 404) {
-        options.kind = "halt";
+      if (status === 401) options.kind = "halt";
+      else if (status === 403 || status === 404) {
+        // This upload is refused (no access to the repository, or no such repository or
+        // branch): set aside with the server's message; the MLflow records go on (spec §2.5).
         return new DeliveryError(
-          `${error.message} (repository ${record.owner}/${record.repo}, branch ${JSON.stringify(record.branch)})`,
-          options,
+          `DagsHub refused the upload ${record.message}: ${error.message} (repository ${record.owner}/${record.repo}, branch ${JSON.stringify(record.branch)}). Its files are kept in ${record.dir}.`,
+          { ...options, kind: "reject" },
         );
       } else if (status !== undefined && status < 500 && !RETRYABLE_STATUSES.has(status))
         options.kind = "halt";
@@ -235,6 +251,14 @@ export class DagsHubTransport extends MlflowTransport {
     }
     const message = error instanceof Error ? error.message : String(error);
     return new DeliveryError(`DagsHub upload: ${message}`, { kind: "retry" });
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return JSON.stringify(url);
   }
 }
 

@@ -24,7 +24,12 @@ import {
   type MlflowServer,
 } from "@trainkit/testkit";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import dagshub, { DagsHubCallback, DagsHubTransport, type RepoUploadRecord } from "../src/index.js";
+import dagshub, {
+  DagsHubCallback,
+  DagsHubTransport,
+  dagshubTransportFromMeta,
+  type RepoUploadRecord,
+} from "../src/index.js";
 import { captureLogger, deliveryContext, filesUnder, type Captured } from "./helpers.js";
 
 const OWNER = "alice";
@@ -305,8 +310,11 @@ describe("HF_DAGSHUB_LOG_ARTIFACTS", () => {
 
     // What `trainkit sync <outputDir>` does, with the right token in env this time.
     const transport = await dagshub.transport!(found!.meta, {
+      // The same servers as the training (credentials go only to those).
       env: {
         DAGSHUB_USER_TOKEN: TOKEN,
+        DAGSHUB_CLIENT_HOST: fake.url,
+        MLFLOW_TRACKING_URI: process.env.MLFLOW_TRACKING_URI,
         MLFLOW_TRACKING_USERNAME: OWNER,
         MLFLOW_TRACKING_PASSWORD: TOKEN,
       },
@@ -473,12 +481,37 @@ describe("upload retries (not idempotent across commits)", () => {
     expect(unauthorized.kind).toBe("halt");
     expect(unauthorized.message).toMatch(/HTTP 401.*DAGSHUB_USER_TOKEN/);
     expect(unauthorized.message).not.toContain("not-the-token-77aa");
+    // A refused upload (no such branch, 404; no access, 403) is set aside with the server's
+    // message: the MLflow records behind it go on (spec 2.5).
     const { transport } = setup();
     const missing = (await transport
       .deliver([{ ...record, branch: "nope" }], deliveryContext())
       .catch((e: unknown) => e)) as DeliveryError;
-    expect(missing.kind).toBe("halt");
+    expect(missing.kind).toBe("reject");
     expect(missing.message).toMatch(/HTTP 404.*branch "nope"/);
+    fake.failUploads({ status: { status: 403, count: 1 } });
+    const forbidden = (await transport
+      .deliver([record], deliveryContext())
+      .catch((e: unknown) => e)) as DeliveryError;
+    expect(forbidden.kind).toBe("reject");
+    expect(forbidden.message).toMatch(/refused the upload.*HTTP 403/);
+  });
+
+  test("trainkit sync: DagsHub credentials go only to DAGSHUB_CLIENT_HOST", async () => {
+    const { record } = setup();
+    const transport = dagshubTransportFromMeta(
+      { trackingUri: fake.mlflowUrl, runId: "r" },
+      { DAGSHUB_USER_TOKEN: "dh-tok-5", DAGSHUB_CLIENT_HOST: "https://dagshub.example" },
+    );
+    const before = fake.apiRequests.length;
+    const refused = (await transport
+      .deliver([record], deliveryContext())
+      .catch((e: unknown) => e)) as DeliveryError;
+    expect(refused.kind).toBe("halt");
+    expect(refused.message).toContain(
+      `the spool's upload is for ${new URL(fake.url).origin}, DAGSHUB_CLIENT_HOST is https://dagshub.example`,
+    );
+    expect(fake.apiRequests.length).toBe(before);
   });
 });
 

@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname, join, relative, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import {
   Outbox,
   TrainerCallback,
@@ -18,6 +18,7 @@ import {
 } from "@trainkit/core/plugin";
 import { createMlflowClient, type MlflowClient, type MlflowKeyValue } from "./client.js";
 import {
+  DEFAULT_DRAIN_DEADLINE_MS,
   MlflowConfigError,
   mlflowDisabled,
   parseTrackingUri,
@@ -57,6 +58,15 @@ import {
   type MlflowTransport,
   type RunCreateSpec,
 } from "./transport.js";
+import {
+  registerExitFinisher,
+  registerSignalFinisher,
+  trackOutbox,
+  trackedOutbox,
+  unregisterExitFinisher,
+  unregisterSignalFinisher,
+  untrackOutbox,
+} from "./signals.js";
 
 type Logger = PluginContext["logger"];
 
@@ -93,9 +103,6 @@ let fallbackLogger: Logger = consoleLogger;
 export function setDefaultMlflowLogger(logger: Logger): void {
   fallbackLogger = logger;
 }
-
-/** Who holds each spool folder in this process, so a rebuilt callback can take it over. */
-const openOutboxes = new Map<string, Outbox<OutboxRecord>>();
 
 /** What a checkpoint keeps of the callback: the stream and the run it delivers to. */
 export interface MlflowRunState {
@@ -170,10 +177,13 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
   private known: { runId?: string; experimentId?: string } = {};
   private readonly warned = new Set<string>();
   private readonly metricKeys = new Map<string, { name: string; reason: string | undefined }>();
-  private signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
   /** A SIGINT/SIGTERM was received: the run is ended KILLED and nothing more is logged. */
   private terminating = false;
-  private exitHandler: (() => void) | undefined;
+  /** This callback's entry in the process-wide signal coordinator (one per callback). */
+  private readonly signalFinisher = (signal: NodeJS.Signals): Promise<void> =>
+    this.onSignal(signal);
+  /** This callback's entry in the process-wide beforeExit coordinator. */
+  private readonly exitFinisher = (): Promise<void> => this.finish("FINISHED");
 
   constructor(options: MlflowCallbackOptions = {}) {
     super();
@@ -367,11 +377,12 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
     stream: string,
     { runId, owned }: { runId?: string | undefined; owned: boolean },
   ): Promise<void> {
-    if (this.outbox) await this.closeOutbox();
+    // Another stream replaces this one: end it (if ours) and deliver what it holds first.
+    if (this.outbox) await this.finish("FINISHED");
     const dir = outboxDir(args.outputDir, this.integrationName, stream);
-    const holder = openOutboxes.get(dir);
+    const holder = trackedOutbox(resolve(dir));
     if (holder) {
-      openOutboxes.delete(dir);
+      untrackOutbox(holder);
       await holder.close();
     }
     const client = this.createClient(config);
@@ -382,6 +393,11 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
       owned,
       runId,
       create: runId === undefined ? this.runCreateSpec(config, args, stream) : undefined,
+      chosenExperiment:
+        runId !== undefined &&
+        (config.experimentName !== undefined || config.experimentId !== undefined)
+          ? defined({ name: config.experimentName, id: config.experimentId })
+          : undefined,
     });
     const retry: RetryOptions = { ...retryFromKnobs(config.http), ...this.options.retry };
     const outboxOptions: OutboxOptions<MlflowRecord | R> = {
@@ -397,7 +413,12 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
     if (this.options.flushIntervalMs !== undefined)
       outboxOptions.flushIntervalMs = this.options.flushIntervalMs;
     const outbox = Outbox.open<MlflowRecord | R>(outboxOptions);
-    openOutboxes.set(dir, outbox);
+    trackOutbox({
+      outbox: outbox as Outbox<OutboxRecord>,
+      outputDir: args.outputDir,
+      integration: this.integrationName,
+      logger: this.logger,
+    });
     this.outbox = outbox;
     this.stream = stream;
     this.owned = owned;
@@ -638,7 +659,9 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
     try {
       const after = this.afterEndRecords(status, trainEndArgs);
       if (after.length > 0) outbox.enqueue(after);
-      await outbox.drain({ deadlineMs: deadlineMs ?? this.config?.drainDeadlineMs ?? 30_000 });
+      await outbox.drain({
+        deadlineMs: deadlineMs ?? this.config?.drainDeadlineMs ?? DEFAULT_DRAIN_DEADLINE_MS,
+      });
     } finally {
       await this.closeOutbox();
     }
@@ -649,58 +672,36 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
     if (!outbox) return;
     this.remember();
     this.outbox = undefined;
-    if (openOutboxes.get(outbox.dir) === outbox) openOutboxes.delete(outbox.dir);
+    untrackOutbox(outbox as Outbox<OutboxRecord>);
     await outbox.close();
   }
 
-  /** SIGINT/SIGTERM while a run is open: end it KILLED, drain briefly, then terminate as usual. */
+  /** SIGINT/SIGTERM while a run is open: end it KILLED and drain briefly (see signals.ts). */
   private installSignalHandlers(): void {
-    if (this.signalHandler) return;
-    const handler = (signal: NodeJS.Signals): void => {
-      void this.onSignal(signal);
-    };
-    this.signalHandler = handler;
-    process.once("SIGINT", handler);
-    process.once("SIGTERM", handler);
+    registerSignalFinisher(this.signalFinisher);
   }
 
   private removeSignalHandlers(): void {
-    const handler = this.signalHandler;
-    if (!handler) return;
-    this.signalHandler = undefined;
-    process.removeListener("SIGINT", handler);
-    process.removeListener("SIGTERM", handler);
+    unregisterSignalFinisher(this.signalFinisher);
   }
 
-  private async onSignal(signal: NodeJS.Signals): Promise<void> {
+  private async onSignal(_signal: NodeJS.Signals): Promise<void> {
     // The process is going away: events that still come while delivery drains enqueue nothing.
     this.terminating = true;
     try {
       await this.finish("KILLED", { deadlineMs: this.options.signalDrainMs ?? 2000 });
     } catch {
-      // terminating anyway
-    } finally {
-      // Default termination (or whoever else listens) goes on.
-      process.kill(process.pid, signal);
+      // terminating anyway; the coordinator decides what happens next
     }
   }
 
-  /** Delivers records logged after train end before the process exits. */
+  /** Delivers records logged after train end before the process exits (one beforeExit listener per process). */
   private installExitHandler(): void {
-    if (this.exitHandler) return;
-    const handler = (): void => {
-      this.removeExitHandler();
-      void this.finish("FINISHED");
-    };
-    this.exitHandler = handler;
-    process.once("beforeExit", handler);
+    registerExitFinisher(this.exitFinisher);
   }
 
   private removeExitHandler(): void {
-    const handler = this.exitHandler;
-    if (!handler) return;
-    this.exitHandler = undefined;
-    process.removeListener("beforeExit", handler);
+    unregisterExitFinisher(this.exitFinisher);
   }
 
   /**

@@ -8,7 +8,7 @@ import { createReadStream, statSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import axios, { type AxiosInstance, type AxiosResponse } from "axios";
-import { DeliveryError, redactText } from "@trainkit/core/plugin";
+import { DeliveryError, parseRetryAfter, redactText } from "@trainkit/core/plugin";
 import { readTlsFiles, type AuthProvider, type TlsSettings } from "./config.js";
 
 export type FailureKind = "retry" | "reject" | "halt";
@@ -68,16 +68,8 @@ export function classifyStatus(status: number): FailureKind {
   return "halt";
 }
 
-/** Retry-After as ms: delay-seconds or an HTTP date; undefined if absent or unreadable. */
-export function parseRetryAfter(value: unknown, now = Date.now()): number | undefined {
-  if (typeof value !== "string" && typeof value !== "number") return undefined;
-  const text = String(value).trim();
-  if (text === "") return undefined;
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  const date = Date.parse(text);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
-}
+/** Retry-After as ms (core's): delay-seconds or an HTTP date; undefined if absent or unreadable. */
+export { parseRetryAfter };
 
 /** Any error as the outbox's DeliveryError (an MlflowRequestError keeps its kind). */
 export function toDeliveryError(error: unknown, prefix?: string): DeliveryError {
@@ -250,7 +242,8 @@ export class MlflowClient {
     let refreshed = false;
     for (;;) {
       const response = await this.send(method, url, options, sendAuth);
-      if (response.status >= 200 && response.status < 300) return parseBody(response.data) as T;
+      if (response.status >= 200 && response.status < 300)
+        return this.successBody(method, url, response) as T;
       if (response.status === 401 && sendAuth && !refreshed && this.auth?.refresh) {
         refreshed = true;
         const renewed = await Promise.resolve()
@@ -298,6 +291,24 @@ export class MlflowClient {
       (data as { destroy?: () => void } | undefined)?.destroy?.();
       throw this.transportError(method, url, error, options.signal);
     }
+  }
+
+  /**
+   * A 2xx body: JSON, `{}` when empty. Anything else (an HTML login page, a proxy's answer) is
+   * not MLflow's: that halts (retrying would not change it), saying who answered what.
+   */
+  protected successBody(method: string, url: string, response: AxiosResponse): unknown {
+    const body = parseBody(response.data);
+    if (typeof body === "object" && body !== null) return body;
+    const type = response.headers?.["content-type"];
+    const what =
+      typeof type === "string" && type.trim() !== ""
+        ? type.split(";")[0]!.trim()
+        : "no content type";
+    throw new MlflowRequestError(
+      `MLflow ${method} ${this.display(url)}: not an MLflow tracking server (${withoutCredentials(this.baseUrl)} answered ${what} with HTTP ${response.status}, not MLflow's JSON). Check MLFLOW_TRACKING_URI.`,
+      { status: response.status, kind: "halt" },
+    );
   }
 
   /** The error for a response that is not a 2xx. Never includes headers or credentials. */
@@ -388,16 +399,6 @@ export class MlflowClient {
     return this.request("POST", this.apiUrl("/experiments/create"), { body: { name }, signal });
   }
 
-  getExperiment(
-    experimentId: string,
-    signal?: AbortSignal,
-  ): Promise<{ experiment: MlflowExperiment }> {
-    return this.request("GET", this.apiUrl("/experiments/get"), {
-      query: { experiment_id: experimentId },
-      signal,
-    });
-  }
-
   createRun(body: CreateRunBody, signal?: AbortSignal): Promise<{ run: MlflowRun }> {
     return this.request("POST", this.apiUrl("/runs/create"), { body, signal });
   }
@@ -456,14 +457,27 @@ export class MlflowClient {
   }
 }
 
-/** A 2xx body: JSON, `{}` when empty, the text itself when it is not JSON. */
+/** A URL without user and password (and without a query), for messages. */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = "";
+    parsed.password = "";
+    parsed.search = "";
+    return parsed.toString().replace(/\/+$/, "");
+  } catch {
+    return redactText(url);
+  }
+}
+
+/** A 2xx body: JSON, `{}` when empty, undefined when it is not JSON. */
 function parseBody(data: unknown): unknown {
   if (typeof data !== "string") return data ?? {};
   if (data.trim() === "") return {};
   try {
     return JSON.parse(data) as unknown;
   } catch {
-    return data;
+    return undefined;
   }
 }
 

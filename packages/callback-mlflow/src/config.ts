@@ -66,6 +66,11 @@ export function parseTrackingUri(uri: string | undefined): ParsedTrackingUri {
       reason: `the MLflow tracking URI has the scheme "${url.protocol}", which trainkit does not support (no local file or database store): ${WHAT_TO_SET}`,
     };
   }
+  if (url.search !== "" || url.hash !== "" || /[?#]/.test(url.href.slice(url.origin.length)))
+    return {
+      ok: false,
+      reason: `the MLflow tracking URI must not have a query string or a fragment (${JSON.stringify(redactText(`${url.origin}${url.pathname}`))} followed by "?..." or "#..."): ${WHAT_TO_SET}`,
+    };
   let credentials: UrlCredentials | undefined;
   if (url.username || url.password) {
     credentials = {
@@ -75,7 +80,6 @@ export function parseTrackingUri(uri: string | undefined): ParsedTrackingUri {
     url.username = "";
     url.password = "";
   }
-  url.hash = "";
   const baseUrl = url.toString().replace(/\/+$/, "");
   return credentials ? { ok: true, baseUrl, credentials } : { ok: true, baseUrl };
 }
@@ -171,6 +175,12 @@ export function httpKnobsFromEnv(env: Env): HttpKnobs {
   return knobs;
 }
 
+/**
+ * The first backoff delay used for MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=0 (MLflow: retry at once),
+ * since the outbox needs a delay above 0.
+ */
+export const MIN_BACKOFF_MS = 100;
+
 /** The outbox's retry options from MLflow's knobs (only those set). */
 export function retryFromKnobs(knobs: HttpKnobs): {
   baseMs?: number;
@@ -179,7 +189,8 @@ export function retryFromKnobs(knobs: HttpKnobs): {
 } {
   const retry: { baseMs?: number; jitter?: number; reportAfter?: number } = {};
   if (knobs.maxRetries !== undefined) retry.reportAfter = Math.max(1, knobs.maxRetries);
-  if (knobs.backoffFactor !== undefined) retry.baseMs = knobs.backoffFactor * 1000;
+  if (knobs.backoffFactor !== undefined)
+    retry.baseMs = Math.max(MIN_BACKOFF_MS, knobs.backoffFactor * 1000);
   if (knobs.backoffJitter !== undefined) {
     // MLflow's jitter is absolute seconds; the outbox's is a fraction of the delay.
     const factor = knobs.backoffFactor ?? 2;
@@ -241,14 +252,37 @@ export function readTlsFiles(tls: TlsSettings): { ca?: Buffer; cert?: Buffer; ke
   return out;
 }
 
+/**
+ * Where JSON.parse failed, from its message or (Node's "Unexpected token" messages have none) by
+ * parsing growing prefixes: the first one that fails before its end.
+ */
+function jsonErrorPosition(text: string, message: string): number | undefined {
+  const stated = /position (\d+)/.exec(message)?.[1];
+  if (stated !== undefined) return Number(stated);
+  if (text.length > 10_000) return undefined;
+  for (let end = 1; end <= text.length; end++) {
+    try {
+      JSON.parse(text.slice(0, end));
+    } catch (error) {
+      const msg = (error as Error).message;
+      const at = /position (\d+)/.exec(msg)?.[1];
+      if (at !== undefined && Number(at) < end - 1) return Number(at);
+      if (at === undefined && !/end of JSON input/i.test(msg)) return end - 1;
+    }
+  }
+  return undefined;
+}
+
 /** MLFLOW_TAGS: a JSON object; each value as Python's str(). */
 export function parseTagsJson(text: string, name = "MLFLOW_TAGS"): Record<string, string> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
+    // Never the parser's message: it quotes the value, which may hold a secret.
+    const position = jsonErrorPosition(text, (error as Error).message);
     throw new MlflowConfigError(
-      `${name} must be a JSON object such as {"team": "nlp"}, but it is not valid JSON: ${(error as Error).message}.`,
+      `${name} must be a JSON object such as {"team": "nlp"}, but it is not valid JSON${position === undefined ? "" : ` (at position ${position})`}.`,
     );
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))

@@ -1,6 +1,6 @@
 // @trainkit/callback-mlflow: HF's MLflowCallback (report_to "mlflow") over MLflow's REST API,
 // delivered through the trainkit outbox.
-import { definePlugin, type OutboxTransport } from "@trainkit/core/plugin";
+import { definePlugin, redactText, type OutboxTransport } from "@trainkit/core/plugin";
 import { MlflowCallback, setDefaultMlflowLogger, type MlflowCallbackOptions } from "./callback.js";
 import { createMlflowClient, type MlflowClient, type MlflowClientOptions } from "./client.js";
 import {
@@ -9,11 +9,12 @@ import {
   httpKnobsFromEnv,
   mlflowAvailability,
   parseTrackingUri,
+  retryFromKnobs,
   tlsFromEnv,
   type Env,
   type ParsedTrackingUri,
 } from "./config.js";
-import { createMlflowTransport, type MlflowStreamMeta } from "./transport.js";
+import { MlflowTransport, createMlflowTransport, type MlflowStreamMeta } from "./transport.js";
 
 export {
   MlflowCallback,
@@ -56,6 +57,7 @@ export {
   parseTrackingUri,
   resolveMlflowConfig,
   retryFromKnobs,
+  MIN_BACKOFF_MS,
   tlsFromEnv,
   type AuthProvider,
   type Env,
@@ -104,6 +106,7 @@ export {
   createMlflowTransport,
   itemBytes,
   mlflowBatchSize,
+  openRunError,
   removeSpoolCopy,
   type BatchLimits,
   type MlflowStreamMeta,
@@ -127,11 +130,22 @@ export interface TransportFromMetaOptions {
   createTransport?: (client: MlflowClient, clientOptions: MlflowClientOptions) => OutboxTransport;
 }
 
+/** The scheme, host and port of a URL (no credentials), or undefined when it is not one. */
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The transport `trainkit sync` uses for a spool: the tracking URI from meta.json (secret-free),
- * else from MLFLOW_TRACKING_URI; credentials and TLS/timeout settings from `env`
- * (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, or credentials in MLFLOW_TRACKING_URI when it names
- * the same server); `extra` over those.
+ * else from MLFLOW_TRACKING_URI; TLS/timeout/retry settings from `env` (MLFLOW_HTTP_REQUEST_*);
+ * `extra` over those. Credentials from `env` (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, or those
+ * in MLFLOW_TRACKING_URI) are sent only when MLFLOW_TRACKING_URI names the spool's server (same
+ * origin): unset, none are sent; another server, it throws (a spool never sends the credentials
+ * of one server to another). `extra.auth`, given in code, is the caller's choice.
  */
 export function transportFromMeta(
   meta: Record<string, unknown>,
@@ -144,22 +158,39 @@ export function transportFromMeta(
   }: TransportFromMetaOptions = {},
 ): OutboxTransport {
   const stored = (meta as MlflowStreamMeta).trackingUri;
-  const fromEnv = parseUri(env.MLFLOW_TRACKING_URI);
+  const envUri = env.MLFLOW_TRACKING_URI?.trim() || undefined;
+  const fromEnv = parseUri(envUri);
   const baseUrl = stored ?? (fromEnv.ok ? fromEnv.baseUrl : undefined);
   if (!baseUrl)
     throw new MlflowConfigError(
       `The spool's meta.json has no tracking URI: set MLFLOW_TRACKING_URI to ${trackingUriName} the run logged to.`,
     );
-  const sameServer = fromEnv.ok && fromEnv.baseUrl === baseUrl;
-  const auth = authFromEnv(env, sameServer && fromEnv.ok ? fromEnv.credentials : undefined);
+  let useEnvCredentials = false;
+  if (envUri !== undefined) {
+    const envOrigin = fromEnv.ok ? originOf(fromEnv.baseUrl) : undefined;
+    const spoolOrigin = originOf(baseUrl) ?? redactText(baseUrl);
+    if (envOrigin !== spoolOrigin)
+      throw new MlflowConfigError(
+        `The spool was written for ${spoolOrigin}, MLFLOW_TRACKING_URI points at ${envOrigin ?? "another server"}${fromEnv.ok ? "" : ` (${fromEnv.reason})`}: set it to the spool's server to deliver (its credentials are not sent to another server).`,
+      );
+    useEnvCredentials = true;
+  }
+  const knobs = httpKnobsFromEnv(env);
   const options: MlflowClientOptions = {
     baseUrl,
-    timeoutMs: httpKnobsFromEnv(env).timeoutMs,
+    timeoutMs: knobs.timeoutMs,
     tls: tlsFromEnv(env),
     ...extra,
   };
-  if (auth && !options.auth) options.auth = auth;
-  return createTransport(createMlflowClient(options), options);
+  if (!options.auth && useEnvCredentials) {
+    const auth = authFromEnv(env, fromEnv.ok ? fromEnv.credentials : undefined);
+    if (auth) options.auth = auth;
+  }
+  const transport = createTransport(createMlflowClient(options), options);
+  // `trainkit sync` honours MLFLOW_HTTP_REQUEST_* (the outbox's defaults when it is given none).
+  if (transport instanceof MlflowTransport && transport.retry === undefined)
+    transport.retry = retryFromKnobs(knobs);
+  return transport;
 }
 
 /** The plugin `reportTo: ["mlflow"]` (and "all", when a tracking URI is set) selects. */

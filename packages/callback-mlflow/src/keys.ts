@@ -15,7 +15,7 @@ export const MAX_KEY_LENGTH = 250;
 export const sanitizeMetricKey: (key: string) => string = keySanitizers.mlflow;
 
 /** Python's `\w` (Unicode letters, digits, underscore), and `/ . - space :`. */
-const KEY_CHARS = /^[\p{L}\p{N}\p{Mn}\p{Mc}\p{Pc}/.\- :]*$/u;
+const KEY_CHARS = /^[\p{L}\p{N}_/.\- :]*$/u;
 
 /** Python's `posixpath.normpath`. */
 export function posixNormpath(path: string): string {

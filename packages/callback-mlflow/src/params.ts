@@ -8,7 +8,7 @@
  */
 import { REDACTED, isSecretKey, redactText } from "@trainkit/core/plugin";
 import { invalidKeyReason } from "./keys.js";
-import { PyFloat, parsePythonNumbers, pythonStr } from "./python-repr.js";
+import { PyFloat, isPlainObject, parsePythonNumbers, pythonStr } from "./python-repr.js";
 
 /** MLflow's MAX_PARAM_VAL_LENGTH. */
 export const MAX_PARAM_VALUE_LENGTH = 6000;
@@ -19,12 +19,6 @@ export const TRUNCATED_PARAMS_TAG = "trainkit.truncated_params";
 
 /** Field names whose values are masked: trainkit's secret names and HF's `*_token`. */
 const SECRET_SUFFIX = /_(password|key|secret|token)$/i;
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null) return false;
-  const proto = Object.getPrototypeOf(value) as unknown;
-  return proto === Object.prototype || proto === null;
-}
 
 /**
  * `value` with secrets masked: a value under a secret-named key (`*_password`, `*_key`,

@@ -65,7 +65,8 @@ export function pythonStringRepr(text: string): string {
   return out + quote;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+/** A `{}` or `Object.create(null)` object (a dict), not an instance of a class. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== "object" || value === null) return false;
   const proto = Object.getPrototypeOf(value) as unknown;
   return proto === Object.prototype || proto === null;

@@ -5,12 +5,13 @@
  * so everything it needs is in the records and the spool's secret-free meta.
  */
 import { existsSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
-import { dirname, relative, resolve, sep } from "node:path";
+import { basename, dirname, relative, resolve, sep } from "node:path";
 import {
   DeliveryError,
   type DeliveryContext,
   type OutboxTransport,
   type PluginContext,
+  type RetryOptions,
 } from "@trainkit/core/plugin";
 import {
   MlflowRequestError,
@@ -127,6 +128,11 @@ export interface MlflowStreamMeta {
   create?: RunCreateSpec;
   /** A runs/create was sent and its outcome is unknown: look the run up before creating. */
   createAttempted?: boolean;
+  /**
+   * The experiment chosen explicitly (MLFLOW_EXPERIMENT_NAME / _ID) for a run given by id
+   * (MLFLOW_RUN_ID): the run's experiment is compared with it, and a difference reported.
+   */
+  chosenExperiment?: { name?: string; id?: string };
 }
 
 /** The run records are delivered to. */
@@ -146,6 +152,8 @@ export interface MlflowTransportOptions {
   logger?: Logger;
   /** The tag a created run carries with the stream id (default `trainkit.stream`). */
   streamTag?: string;
+  /** The outbox's retry defaults (MLFLOW_HTTP_REQUEST_*), used when Outbox.open is given none. */
+  retry?: RetryOptions;
 }
 
 export const STREAM_TAG = "trainkit.stream";
@@ -165,9 +173,12 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
   /** Params the run already has (from runs/get on reattach, and those sent since). */
   protected readonly knownParams = new Map<string, string>();
   private readonly warned = new Set<string>();
+  /** The backend's retry knobs (OutboxTransport.retry): Outbox.open's `retry` wins over them. */
+  retry: RetryOptions | undefined;
 
   constructor(options: MlflowTransportOptions) {
     this.client = options.client;
+    this.retry = options.retry;
     this.artifactsEnabled = options.artifacts ?? true;
     this.paramsEnabled = options.params ?? true;
     this.logger = options.logger;
@@ -218,9 +229,15 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
   protected async openRun(context: DeliveryContext): Promise<OpenRun> {
     if (this.run) return this.run;
     const meta = this.meta(context);
-    const run = meta.runId
-      ? await this.reattachRun(meta.runId, context)
-      : await this.createRun(context);
+    let run: OpenRun;
+    try {
+      run = meta.runId
+        ? await this.reattachRun(meta.runId, context)
+        : await this.createRun(context);
+    } catch (error) {
+      // Nothing the records hold is at fault while the run is opened: never reject them.
+      throw openRunError("opening the MLflow run", error);
+    }
     this.run = run;
     const patch: Record<string, unknown> = {};
     if (meta.runId !== run.runId) patch.runId = run.runId;
@@ -243,20 +260,14 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
           `MLflow run ${runId} does not exist on ${this.client.baseUrl} (deleted for good, or another server?): ${error.message} Nothing more can be logged to it.`,
           { kind: "halt", status: 404 },
         );
-      throw toDeliveryError(error);
+      throw openRunError("runs/get", error);
     }
     if (run.info.lifecycle_stage === "deleted")
       throw new DeliveryError(
         `MLflow run ${runId} is deleted. Restore it (MLflow UI or \`mlflow runs restore --run-id ${runId}\`), then run \`trainkit sync\` to deliver what is left.`,
         { kind: "halt" },
       );
-    const chosen = this.meta(context).create?.experimentId;
-    if (chosen !== undefined && chosen !== run.info.experiment_id)
-      this.warnOnce(
-        "experiment-mismatch",
-        `MLflow run ${runId} belongs to experiment ${run.info.experiment_id}, not to the chosen experiment ${chosen}; logging to the run.`,
-        context,
-      );
+    await this.checkExperiment(runId, run.info.experiment_id, context);
     for (const param of run.data?.params ?? []) this.knownParams.set(param.key, param.value);
     return {
       runId: run.info.run_id ?? runId,
@@ -265,14 +276,51 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
     };
   }
 
-  /** The experiment id: given, or the named one (created if missing), or "0" (Default). */
+  /**
+   * A run given by id that is not in the experiment chosen explicitly (by name or id): said
+   * once, and logged to the run anyway. A lookup that fails says nothing.
+   */
+  protected async checkExperiment(
+    runId: string,
+    experimentId: string,
+    context: DeliveryContext,
+  ): Promise<void> {
+    const meta = this.meta(context);
+    const chosen = meta.chosenExperiment ?? {
+      ...(meta.create?.experimentName === undefined ? {} : { name: meta.create.experimentName }),
+      ...(meta.create?.experimentId === undefined ? {} : { id: meta.create.experimentId }),
+    };
+    let chosenId = chosen.name === undefined ? chosen.id : undefined;
+    if (chosen.name !== undefined) {
+      try {
+        chosenId = (await this.client.getExperimentByName(chosen.name, context.signal)).experiment
+          .experiment_id;
+      } catch {
+        chosenId = undefined; // missing, or unreachable: nothing to compare with
+      }
+    }
+    if (chosenId === undefined || chosenId === experimentId) return;
+    const what =
+      chosen.name === undefined
+        ? `experiment ${chosenId}`
+        : `experiment ${JSON.stringify(chosen.name)} (id ${chosenId})`;
+    this.warnOnce(
+      "experiment-mismatch",
+      `MLflow run ${runId} belongs to experiment ${experimentId}, not to the chosen ${what}; logging to the run.`,
+      context,
+    );
+  }
+
+  /**
+   * The experiment id: the named one (created if missing) — the name wins, as HF's
+   * MLFLOW_EXPERIMENT_NAME does —, else the id given, else "0" (Default).
+   */
   protected async resolveExperiment(
     spec: RunCreateSpec,
     context: DeliveryContext,
   ): Promise<string> {
-    if (spec.experimentId) return spec.experimentId;
     const name = spec.experimentName;
-    if (!name) return "0";
+    if (!name) return spec.experimentId || "0";
     const get = async (): Promise<string | undefined> => {
       try {
         const { experiment } = await this.client.getExperimentByName(name, context.signal);
@@ -285,7 +333,7 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
       } catch (error) {
         if (error instanceof MlflowRequestError && error.errorCode === "RESOURCE_DOES_NOT_EXIST")
           return undefined;
-        throw toDeliveryError(error);
+        throw openRunError("experiments/get-by-name", error);
       }
     };
     const existing = await get();
@@ -299,7 +347,7 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
         const again = await get();
         if (again !== undefined) return again;
       }
-      throw toDeliveryError(error);
+      throw openRunError("experiments/create", error);
     }
   }
 
@@ -322,7 +370,7 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
       );
       return runs?.[0];
     } catch (error) {
-      throw toDeliveryError(error);
+      throw openRunError("runs/search", error);
     }
   }
 
@@ -374,7 +422,7 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
           `MLflow experiment ${experimentId} does not exist on ${this.client.baseUrl}: ${error.message}`,
           { kind: "halt", status: 404 },
         );
-      throw toDeliveryError(error);
+      throw openRunError("runs/create", error);
     }
   }
 
@@ -525,7 +573,29 @@ export class MlflowTransport implements OutboxTransport<MlflowRecord> {
   }
 }
 
-/** Deletes an artifact's spool copy and the folders it leaves empty, up to its root folder. */
+/**
+ * A failure while the run is opened (runs/get, experiments/*, runs/search, runs/create) as the
+ * outbox's DeliveryError: retryable failures stay retryable; anything else halts (the records
+ * are not at fault, so they are never set aside), with a message naming the call.
+ */
+export function openRunError(call: string, error: unknown): DeliveryError {
+  const delivery = toDeliveryError(error);
+  if (delivery.kind !== "reject") return delivery;
+  const options: { kind: "halt"; status?: number } = { kind: "halt" };
+  if (delivery.status !== undefined) options.status = delivery.status;
+  return new DeliveryError(
+    `MLflow ${call} failed while opening the run: ${delivery.message} Nothing is set aside: fix the cause, then run \`trainkit sync\`.`,
+    options,
+  );
+}
+
+/** Spool folders that hold artifact copies; removed when uploads leave them empty. */
+const SPOOL_COPY_FOLDERS = new Set(["artifacts", "repo-upload"]);
+
+/**
+ * Deletes an artifact's spool copy and the folders it leaves empty, up to its root folder (and
+ * the spool's `artifacts/` or `repo-upload/` folder above it, once empty).
+ */
 export function removeSpoolCopy(record: ArtifactRecord): void {
   const root = resolve(record.dir);
   const file = resolve(root, record.src);
@@ -543,7 +613,17 @@ export function removeSpoolCopy(record: ArtifactRecord): void {
     } catch {
       break;
     }
-    if (dir === root) break;
+    if (dir === root) {
+      const parent = dirname(root);
+      if (SPOOL_COPY_FOLDERS.has(basename(parent)) && !existsSync(root)) {
+        try {
+          if (readdirSync(parent).length === 0) rmdirSync(parent);
+        } catch {
+          // in use, or gone
+        }
+      }
+      break;
+    }
     dir = dirname(dir);
   }
 }

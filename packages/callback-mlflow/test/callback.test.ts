@@ -244,10 +244,23 @@ describe("a full Trainer run", () => {
   });
 
   test("evaluate() without train() sets up lazily (HF); close() ends the run", async () => {
+    const listeners = () =>
+      ["SIGINT", "SIGTERM", "beforeExit"].map((event) => process.listenerCount(event));
     const trainer = makeTrainer({ outputDir: join(work, "eval-only") });
     const metrics = await trainer.evaluate();
+    const afterFirst = listeners();
+    // Many evaluate-only Trainers add no listener each: one per process while runs are open.
+    const others = Array.from({ length: 12 }, (_, i) =>
+      makeTrainer({ outputDir: join(work, `eval-only-${i}`) }),
+    );
+    for (const other of others) await other.evaluate();
+    expect(listeners()).toEqual(afterFirst);
+    for (const other of others) await other.close();
     const callback = mlflowCallbackOf(trainer);
     await callback.close();
+    await callback.close(); // idempotent
+    await trainer.close();
+    expect(listeners()[0]).toBeLessThan(afterFirst[0]!);
     const run = await rest.getRun(callback.runId!);
     expect(run.info.status).toBe("FINISHED");
     expect((await rest.metricHistory(callback.runId!, "eval_loss"))[0]?.value).toBeCloseTo(
@@ -267,6 +280,12 @@ describe("a full Trainer run", () => {
     ).json()) as { run: { info: { run_id: string } } };
     const runId = created.run.info.run_id;
     process.env.MLFLOW_RUN_ID = runId;
+    // An experiment chosen explicitly that is not the run's: said, and logged to the run anyway.
+    await fetch(`${server.url}/api/2.0/mlflow/experiments/create`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: process.env.MLFLOW_EXPERIMENT_NAME }),
+    });
     const trainer = makeTrainer({
       outputDir: join(work, "user-run"),
       maxSteps: 4,
@@ -276,7 +295,32 @@ describe("a full Trainer run", () => {
     const run = await rest.getRun(runId);
     expect(run.info.status).toBe("RUNNING");
     expect((await rest.metricHistory(runId, "loss")).map((p) => p.step)).toEqual([2, 4]);
+    expect(
+      log.warnings.filter((w) => /belongs to experiment 0, not to the chosen/.test(w)),
+    ).toHaveLength(1);
     expect(run.data.params.max_steps).toBe("4");
+  });
+
+  test("train() → evaluate() → train(): the first run's eval metrics are delivered before the new run opens", async () => {
+    const outputDir = join(work, "train-eval-train");
+    const trainer = makeTrainer({ outputDir, maxSteps: 2, loggingSteps: 1 });
+    await trainer.train();
+    const callback = mlflowCallbackOf(trainer);
+    const firstRun = callback.runId!;
+    const firstStream = callback.streamId!;
+    const metrics = await trainer.evaluate();
+    await trainer.train();
+    expect(callback.streamId).not.toBe(firstStream);
+    expect((await rest.metricHistory(firstRun, "eval_loss"))[0]?.value).toBeCloseTo(
+      metrics.eval_loss!,
+      6,
+    );
+    expect((await rest.getRun(firstRun)).info.status).toBe("FINISHED");
+    // Nothing left behind in the first stream's spool.
+    const first = listOutboxes(outputDir).find((o) => o.dir.endsWith(firstStream));
+    expect(first?.pending ?? 0).toBe(0);
+    expect(log.warnings.filter((w) => /not delivered/.test(w))).toEqual([]);
+    await trainer.close();
   });
 
   test("bad MLFLOW_TAGS fails before training; an unconfigured explicit mlflow says what to set", async () => {

@@ -194,6 +194,125 @@ describe("HTTP behaviour (recording server)", () => {
     }
   });
 
+  test("a refusal while opening the run halts, naming the call; it never rejects the data records", async () => {
+    const refused = (path: string) =>
+      recordingServer((request) =>
+        request.url.includes(path)
+          ? {
+              status: 400,
+              body: '{"error_code":"INVALID_PARAMETER_VALUE","message":"bad request"}',
+            }
+          : request.url.includes("get-by-name")
+            ? { status: 200, body: '{"experiment":{"experiment_id":"1","name":"e"}}' }
+            : { status: 200, body: '{"runs":[]}' },
+      );
+    const meta = (server: string) => ({
+      trackingUri: server,
+      stream: "s",
+      createAttempted: true,
+      create: { experimentName: "e", startTime: 1, tags: [] },
+    });
+    for (const path of ["/runs/create", "/experiments/get-by-name", "/runs/search"]) {
+      const server = await refused(path);
+      try {
+        const transport = createMlflowTransport({
+          client: new MlflowClient({ baseUrl: server.url }),
+        });
+        const error = await deliveryFailure(
+          transport.deliver([metricRecord("loss", 1, 1)], deliveryContext(meta(server.url))),
+        );
+        expect([error.kind, error.status], path).toEqual(["halt", 400]);
+        expect(error.message).toContain(path.slice(1));
+        expect(error.message).toContain("opening the run");
+      } finally {
+        await server.close();
+      }
+    }
+    const server = await refused("/runs/get");
+    try {
+      const error = await deliveryFailure(
+        createMlflowTransport({ client: new MlflowClient({ baseUrl: server.url }) }).deliver(
+          [paramRecord("p", "1")],
+          deliveryContext({ trackingUri: server.url, runId: "r" }),
+        ),
+      );
+      expect(error.kind).toBe("halt");
+      expect(error.message).toContain("runs/get");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a 200 that is not MLflow's JSON halts: not an MLflow tracking server", async () => {
+    const server = await recordingServer(() => ({
+      status: 200,
+      body: "<html>sign in</html>",
+      headers: { "content-type": "text/html; charset=utf-8" },
+    }));
+    try {
+      const client = new MlflowClient({
+        baseUrl: server.url.replace("http://", "http://u:pw-77@"),
+      });
+      const error = await deliveryFailure(
+        createMlflowTransport({ client }).deliver(
+          [metricRecord("loss", 1, 1)],
+          deliveryContext({ runId: "r" }),
+        ),
+      );
+      expect(error.kind).toBe("halt");
+      expect(error.message).toContain(
+        `not an MLflow tracking server (${server.url} answered text/html`,
+      );
+      expect(error.message).not.toContain("pw-77");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("trainkit sync: env credentials go only to the spool's server; MLFLOW_HTTP_REQUEST_* set the retry", async () => {
+    const server = await recordingServer((request) =>
+      request.url.includes("/runs/get")
+        ? {
+            status: 200,
+            body: JSON.stringify({ run: { info: { run_id: "r", experiment_id: "1" }, data: {} } }),
+          }
+        : { status: 200, body: "{}" },
+    );
+    try {
+      const meta = { trackingUri: server.url, runId: "r" };
+      const send = async (env: Record<string, string>) => {
+        const transport = transportFromMeta(meta, env);
+        await transport.deliver([tagRecord("t", "v")], deliveryContext(meta));
+        return server.requests.at(-1)!.headers.authorization;
+      };
+      // MLFLOW_TRACKING_URI unset: no credentials at all.
+      expect(await send({ MLFLOW_TRACKING_TOKEN: "tok-1" })).toBeUndefined();
+      // The spool's server: its credentials.
+      expect(
+        await send({ MLFLOW_TRACKING_TOKEN: "tok-1", MLFLOW_TRACKING_URI: `${server.url}/` }),
+      ).toBe("Bearer tok-1");
+      // Another server: refused, with both origins (no credentials) in the message.
+      const before = server.requests.length;
+      expect(() =>
+        transportFromMeta(meta, {
+          MLFLOW_TRACKING_TOKEN: "tok-1",
+          MLFLOW_TRACKING_URI: "https://user:pw-99@other.example:8443/",
+        }),
+      ).toThrow(
+        `The spool was written for ${server.url}, MLFLOW_TRACKING_URI points at https://other.example:8443: set it to the spool's server to deliver`,
+      );
+      expect(server.requests.length).toBe(before);
+      expect(
+        transportFromMeta(meta, {
+          MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0",
+          MLFLOW_HTTP_REQUEST_MAX_RETRIES: "3",
+        }).retry,
+      ).toEqual({ baseMs: 100, reportAfter: 3 });
+    } finally {
+      await server.close();
+    }
+  });
+
   test("connection refused and timeouts are retried; the URL's credentials never appear", async () => {
     const refused = createMlflowTransport({
       client: new MlflowClient({ baseUrl: "http://127.0.0.1:9" }),
@@ -316,6 +435,16 @@ describe("against the real MLflow server", () => {
     expect(await rest.metricHistory(meta.runId as string, "loss")).toHaveLength(2500);
   });
 
+  test("MLFLOW_EXPERIMENT_NAME wins over MLFLOW_EXPERIMENT_ID (spec 1.2)", async () => {
+    const base = createMeta("s-name-wins", `trainkit-name-wins-${Date.now()}`);
+    const context = deliveryContext({ ...base, create: { ...base.create, experimentId: "0" } });
+    await createMlflowTransport({ client: client() }).deliver([metricRecord("m", 1, 1)], context);
+    const named = await rest.getExperimentByName(base.create.experimentName!);
+    expect(named).toBeDefined();
+    expect(context.current().experimentId).toBe(named!.experiment_id);
+    expect(named!.experiment_id).not.toBe("0");
+  });
+
   test("after an ambiguous runs/create, the run is found by its stream tag, not created twice", async () => {
     const first = createMlflowTransport({ client: client() });
     const context = deliveryContext(createMeta("s-ambiguous", "trainkit-ambiguous"));
@@ -416,6 +545,8 @@ describe("against the real MLflow server", () => {
     ]);
     expect((await rest.downloadArtifact(runId, "checkpoint-3/model.bin")).equals(big)).toBe(true);
     expect(existsSync(root)).toBe(false);
-    expect(existsSync(join(work, "spool", "artifacts"))).toBe(true);
+    // The spool's artifacts/ folder goes too once empty.
+    expect(existsSync(join(work, "spool", "artifacts"))).toBe(false);
+    expect(existsSync(join(work, "spool"))).toBe(true);
   });
 });

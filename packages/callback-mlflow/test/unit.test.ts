@@ -127,6 +127,10 @@ describe("keys (spec 1.4 / 1.6)", () => {
     "eval/",
     "x".repeat(251),
     "a*b",
+    // Python's \w is letters, digits and _: no combining marks, no other connectors.
+    "e\u0301",
+    "a\u203fb",
+    "a\u0903b",
   ])("%j is rejected", (key) => {
     expect(invalidKeyReason(key)).toBeDefined();
   });
@@ -338,6 +342,26 @@ describe("configuration", () => {
     ).toBe(true);
   });
 
+  test("a tracking URI with a query string or a fragment is refused", () => {
+    for (const uri of [
+      "http://h:5000/?token=abc",
+      "http://h:5000/#x",
+      "http://h:5000/p?",
+      "http://h/#",
+    ]) {
+      const parsed = parseTrackingUri(uri);
+      expect(parsed.ok, uri).toBe(false);
+      expect(!parsed.ok && parsed.reason).toMatch(/query string or a fragment/);
+      expect(!parsed.ok && parsed.reason).not.toContain("abc");
+    }
+  });
+
+  test("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR=0 becomes a small positive first delay", () => {
+    expect(retryFromKnobs(httpKnobsFromEnv({ MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "0" }))).toEqual({
+      baseMs: 100,
+    });
+  });
+
   test("credentials are taken out of the URI; a path prefix is kept", () => {
     const parsed = parseTrackingUri("https://alice:s3cr%40t@dagshub.com/u/r.mlflow/");
     expect(parsed).toEqual({
@@ -377,6 +401,17 @@ describe("configuration", () => {
     expect(() => resolveMlflowConfig({ ...base, MLFLOW_TAGS: "[1]" })).toThrow(MlflowConfigError);
     const config = resolveMlflowConfig({ ...base, MLFLOW_TAGS: '{"a": 1, "b": true, "c": "x"}' });
     expect(config.tags).toEqual({ a: "1", b: "True", c: "x" });
+    // The error never quotes the value (it may hold a secret): the position only.
+    for (const bad of ['{"token": s3cret-tok}', '{"token": "s3cret-tok" "x"}']) {
+      let message = "";
+      try {
+        resolveMlflowConfig({ ...base, MLFLOW_TAGS: bad });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/MLFLOW_TAGS .*is not valid JSON \(at position \d+\)/);
+      expect(message).not.toContain("s3cret");
+    }
   });
 
   test("options win over env", () => {
