@@ -6,6 +6,7 @@
  * integral, unless it is a {@link PyFloat} (what {@link parsePythonNumbers} makes of a JSON
  * number written with a `.` or an exponent, e.g. `1.0` in `training_args.json`).
  */
+import { pythonFloatRepr } from "@trainkit/core/plugin";
 
 /** A number known to be a Python float (so `1` is written `1.0`). */
 export class PyFloat {
@@ -16,26 +17,7 @@ export class PyFloat {
 }
 
 /** Python's `repr(float)` (and `str(float)`): shortest round trip, `.0` kept, `5e-05`, `inf`, `nan`. */
-export function pythonFloat(value: number): string {
-  if (Number.isNaN(value)) return "nan";
-  if (value === Infinity) return "inf";
-  if (value === -Infinity) return "-inf";
-  if (value === 0) return Object.is(value, -0) ? "-0.0" : "0.0";
-  const [mantissa, exponentText] = value.toExponential().split("e") as [string, string];
-  const exponent = Number(exponentText);
-  const negative = mantissa.startsWith("-");
-  const digits = mantissa.replace("-", "").replace(".", "");
-  const sign = negative ? "-" : "";
-  if (exponent < -4 || exponent >= 16) {
-    const fraction = digits.length > 1 ? `.${digits.slice(1)}` : "";
-    const expSign = exponent < 0 ? "-" : "+";
-    return `${sign}${digits[0]}${fraction}e${expSign}${String(Math.abs(exponent)).padStart(2, "0")}`;
-  }
-  if (exponent < 0) return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
-  const whole = digits.slice(0, exponent + 1).padEnd(exponent + 1, "0");
-  const fraction = digits.slice(exponent + 1) || "0";
-  return `${sign}${whole}.${fraction}`;
-}
+export const pythonFloat: (value: number) => string = pythonFloatRepr;
 
 /** Python's `str(int)`: all digits, never an exponent. */
 function pythonInt(value: number): string {
