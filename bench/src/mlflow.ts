@@ -9,7 +9,8 @@
  * (c) peak RSS of a process logging 1,000,000 points (100,000 logs × 10 metrics) through
  *     MlflowCallback with the server down, vs the same process with no integration.
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -168,14 +169,15 @@ async function oursPointsPerSecond(url: string, logs: number, keys: number, outp
   return (logs * keys) / ((performance.now() - start) / 1000);
 }
 
-function pythonPointsPerSecond(url: string, logs: number, keys: number) {
-  const out = execFileSync(
+/**
+ * Asynchronous on purpose: the MLflow server writes its access log into a pipe this process
+ * reads; a blocking execFileSync would let that pipe fill and stall the server mid-benchmark.
+ */
+async function pythonPointsPerSecond(url: string, logs: number, keys: number) {
+  const { stdout: out } = await promisify(execFile)(
     python,
     ["-c", PYTHON_HF, url, "bench-throughput-python", String(logs), String(keys)],
-    {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    },
+    { encoding: "utf8" },
   );
   const { seconds } = JSON.parse(out.trim().split("\n").pop()!) as { seconds: number };
   return (logs * keys) / seconds;
@@ -188,7 +190,7 @@ async function benchThroughput(server: MlflowServer, rounds: number, work: strin
   const python: number[] = [];
   for (let round = 0; round < rounds; round++) {
     ours.push(await oursPointsPerSecond(server.url, logs, keys, join(work, `throughput-${round}`)));
-    python.push(pythonPointsPerSecond(server.url, logs, keys));
+    python.push(await pythonPointsPerSecond(server.url, logs, keys));
   }
   return {
     points: logs * keys,
@@ -200,43 +202,14 @@ async function benchThroughput(server: MlflowServer, rounds: number, work: strin
   };
 }
 
-/** Child process for (c): logs 1,000,000 points with or without MLflow; prints peak RSS. */
-const RSS_CHILD = `
-import { TrainerControl, TrainerState, TrainingArguments } from "@trainkit/core";
-import { MlflowCallback } from "@trainkit/callback-mlflow";
-const [mode, outputDir, url] = process.argv.slice(2);
-const args = new TrainingArguments({ outputDir, reportTo: "none", disableTqdm: true });
-const state = new TrainerState();
-const control = new TrainerControl();
-const quiet = { info() {}, warn() {} };
-const callback = mode === "mlflow" ? new MlflowCallback({ trackingUri: url, experimentName: "bench-rss", logger: quiet, env: {} }) : undefined;
-await callback?.onTrainBegin(args, state, control, {});
-const names = Array.from({ length: 10 }, (_, k) => "metric_" + k);
-let checksum = 0;
-for (let step = 0; step < 100000; step++) {
-  state.globalStep = step;
-  const logs = {};
-  for (let k = 0; k < 10; k++) logs[names[k]] = ((step * 7919 + k * 104729) % 100003) / 100003;
-  checksum += logs.metric_3;
-  if (callback) await callback.onLog(args, state, control, { logs });
-  else await Promise.resolve(); // the same await the Trainer's dispatch costs
-}
-const pending = callback ? callback["outbox"]?.pending : 0;
-const peakMb = process.resourceUsage().maxRSS / 1024;
-console.log(JSON.stringify({ peakMb, pending, checksum }));
-process.exit(0);
-`;
-
+/** Runs mlflow-rss-child.mjs (a file: `node -e` would shift process.argv) and reads its figures. */
 function peakRss(mode: "none" | "mlflow", outputDir: string, url: string) {
-  const out = execFileSync(
-    process.execPath,
-    ["--input-type=module", "-e", RSS_CHILD, mode, outputDir, url],
-    {
-      encoding: "utf8",
-      cwd: join(root, "bench"),
-      stdio: ["ignore", "pipe", "ignore"],
-    },
-  );
+  const child = join(dirname(fileURLToPath(import.meta.url)), "mlflow-rss-child.mjs");
+  const out = execFileSync(process.execPath, [child, mode, outputDir, url], {
+    encoding: "utf8",
+    cwd: join(root, "bench"),
+    stdio: ["ignore", "pipe", "ignore"],
+  });
   return JSON.parse(out.trim().split("\n").pop()!) as { peakMb: number; pending: number };
 }
 
@@ -264,8 +237,7 @@ async function benchMemory(work: string, rounds: number) {
 export async function benchMlflow(rounds = 5) {
   const previous = setLogger(quiet);
   const work = mkdtempSync(join(tmpdir(), "trainkit-bench-mlflow-"));
-  // MLflow's default of 4 workers: with one, the Python client's concurrent asynchronous
-  // logging deadlocks the server.
+  // MLflow's own default of 4 workers, as a user's server would run.
   const server = await startMlflowServer({ workers: 4 });
   try {
     const a = await benchStepTime(server, rounds, work);
