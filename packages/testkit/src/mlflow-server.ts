@@ -19,11 +19,7 @@ export interface MlflowServerOptions {
   env?: Record<string, string>;
   /** How long start() waits for the server to answer; default 90 s. */
   startTimeoutMs?: number;
-  /**
-   * uvicorn worker processes; default 1 (nothing to chase when stopping). MLflow's own default
-   * is 4: a single worker deadlocks under the Python client's concurrent asynchronous logging
-   * (seen with MLflow 3.17), so benchmarks against that client use 4.
-   */
+  /** uvicorn worker processes; default 1 (nothing to chase when stopping). MLflow's own is 4. */
   workers?: number;
 }
 
