@@ -84,9 +84,13 @@ export function refusalFor(
   const why = "and every checkpoint copy replaces the whole destination folder";
   const fix = "Point the checkpoint path at a folder of its own (new or empty), e.g. a subfolder.";
   if (real === parse(real).root) return `${it} is the file-system root, ${why}. ${fix}`;
-  for (const [what, folder] of protectedFolders(outputDir))
-    if (containsOrEquals(real, folder))
-      return `${it} ${real === folder ? "is" : "contains"} ${what} (${folder}), ${why}. ${fix}`;
+  const folders = protectedFolders(outputDir);
+  // Name the folder it is before one it merely contains (a checkout under /tmp: /tmp is the
+  // temporary folder, and contains the working directory too).
+  const same = folders.find(([, folder]) => real === folder);
+  if (same) return `${it} is ${same[0]} (${same[1]}), ${why}. ${fix}`;
+  const inside = folders.find(([, folder]) => containsOrEquals(real, folder));
+  if (inside) return `${it} contains ${inside[0]} (${inside[1]}), ${why}. ${fix}`;
   let names: string[];
   try {
     if (!statSync(dest).isDirectory()) return `${it} is not a folder, ${why}. ${fix}`;

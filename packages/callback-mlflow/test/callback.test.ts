@@ -1,7 +1,7 @@
 // MlflowCallback in real Trainer runs (reportTo ["mlflow"], the plugin through the Trainer's
 // `plugins` option) against the real MLflow tracking server; everything is read back through
 // MLflow's REST API.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -22,7 +22,7 @@ import {
 } from "@trainkit/testkit";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import mlflow, { MlflowCallback, parsePythonNumbers, sanitizeMetricKey } from "../src/index.js";
-import { captureLogger, type Captured } from "./helpers.js";
+import { captureLogger, filesUnder, type Captured } from "./helpers.js";
 
 const MAX_DOUBLE = 1.7976931348623157e308;
 const work = mkdtempSync(join(tmpdir(), "trainkit-mlflow-callback-"));
@@ -129,17 +129,6 @@ function hasPoint(points: MetricPoint[] | undefined, step: number, value: number
         ? Number.isNaN(p.value)
         : p.value === stored(Math.fround(value)) || p.value === stored(value)),
   );
-}
-
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...filesUnder(path));
-    else out.push(path);
-  }
-  return out;
 }
 
 describe("a full Trainer run", () => {

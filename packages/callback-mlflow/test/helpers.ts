@@ -1,44 +1,14 @@
-// Shared test helpers: a delivery context for driving the transport by hand, a logger that
-// records, and a header-recording HTTP server.
+// Test helpers: a header-recording HTTP server; the logger and delivery context come from the
+// testkit.
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { DeliveryContext } from "@trainkit/core/plugin";
 
-export interface Captured {
-  logger: { info(message: string): void; warn(message: string): void };
-  infos: string[];
-  warnings: string[];
-}
-
-export function captureLogger(): Captured {
-  const infos: string[] = [];
-  const warnings: string[] = [];
-  return {
-    logger: { info: (m) => void infos.push(m), warn: (m) => void warnings.push(m) },
-    infos,
-    warnings,
-  };
-}
-
-/** A DeliveryContext whose meta lives in memory (what the outbox does with meta.json). */
-export function deliveryContext(
-  meta: Record<string, unknown>,
-  logger = captureLogger().logger,
-): DeliveryContext & { current(): Record<string, unknown> } {
-  let current = { ...meta };
-  const controller = new AbortController();
-  return {
-    get meta() {
-      return current;
-    },
-    saveMeta(patch: Record<string, unknown>) {
-      current = { ...current, ...patch };
-    },
-    signal: controller.signal,
-    logger,
-    current: () => current,
-  };
-}
+export {
+  captureLogger,
+  deliveryContext,
+  filesUnder,
+  type CapturedLogger as Captured,
+} from "@trainkit/testkit";
 
 export interface RecordedRequest {
   method: string;

@@ -344,8 +344,8 @@ export interface DagsHubRequest {
 
 /** Faults for content uploads, consumed in order by the next matching PUTs. */
 export interface UploadFaultPlan {
-  /** The next `count` uploads get this 5xx, the commit not made. */
-  status?: { status: 500 | 502 | 503 | 504; count: number };
+  /** The next `count` uploads get this status (a refusal or a 5xx), the commit not made. */
+  status?: { status: 403 | 404 | 500 | 502 | 503 | 504; count: number };
   /** The next `count` uploads are committed, then the connection is reset before any response. */
   resetAfterCommit?: { count: number };
 }

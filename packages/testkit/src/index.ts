@@ -39,3 +39,9 @@ export {
 } from "./fault-proxy.js";
 export { freePort } from "./free-port.js";
 export * from "./hosted-mlflow.js";
+export {
+  captureLogger,
+  deliveryContext,
+  filesUnder,
+  type CapturedLogger,
+} from "./plugin-test-helpers.js";
