@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import {
   Outbox,
   TrainerCallback,
@@ -61,11 +61,8 @@ import {
 import {
   registerExitFinisher,
   registerSignalFinisher,
-  trackOutbox,
-  trackedOutbox,
   unregisterExitFinisher,
   unregisterSignalFinisher,
-  untrackOutbox,
 } from "./signals.js";
 
 type Logger = PluginContext["logger"];
@@ -380,11 +377,7 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
     // Another stream replaces this one: end it (if ours) and deliver what it holds first.
     if (this.outbox) await this.finish("FINISHED");
     const dir = outboxDir(args.outputDir, this.integrationName, stream);
-    const holder = trackedOutbox(resolve(dir));
-    if (holder) {
-      untrackOutbox(holder);
-      await holder.close();
-    }
+    await Outbox.held(dir)?.close();
     const client = this.createClient(config);
     const transport = this.createTransport(config, client);
     const meta: MlflowStreamMeta = defined({
@@ -413,12 +406,6 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
     if (this.options.flushIntervalMs !== undefined)
       outboxOptions.flushIntervalMs = this.options.flushIntervalMs;
     const outbox = Outbox.open<MlflowRecord | R>(outboxOptions);
-    trackOutbox({
-      outbox: outbox as Outbox<OutboxRecord>,
-      outputDir: args.outputDir,
-      integration: this.integrationName,
-      logger: this.logger,
-    });
     this.outbox = outbox;
     this.stream = stream;
     this.owned = owned;
@@ -672,7 +659,6 @@ export class MlflowCallback<R extends OutboxRecord = MlflowRecord> extends Train
     if (!outbox) return;
     this.remember();
     this.outbox = undefined;
-    untrackOutbox(outbox as Outbox<OutboxRecord>);
     await outbox.close();
   }
 

@@ -1,22 +1,13 @@
 /**
  * The process-wide lifecycle of the MLflow family's callbacks: one SIGINT and one SIGTERM
  * listener for every open run (not one per callback), one `beforeExit` listener for records
- * logged after training, and one `exit` hook that says which spools still hold records.
+ * logged after training. (What a spool still holds at exit is reported by the outbox itself.)
  *
  * Signals: while at least one finisher is registered, one listener per signal is installed; on
  * a signal every registered finisher runs concurrently (each ends its run KILLED and drains
  * within its own deadline). Then the signal is raised again only when nobody else listens for
  * it (default termination); an application that has its own listener decides itself.
  */
-import {
-  redactText,
-  type Outbox,
-  type OutboxRecord,
-  type PluginContext,
-} from "@trainkit/core/plugin";
-
-type Logger = PluginContext["logger"];
-
 /** Ends a run on a signal (KILLED) and drains it within its own deadline. */
 export type SignalFinisher = (signal: NodeJS.Signals) => Promise<void>;
 
@@ -115,50 +106,4 @@ export function unregisterExitFinisher(finish: ExitFinisher): void {
     beforeExitInstalled = false;
     process.removeListener("beforeExit", onBeforeExit);
   }
-}
-
-/** An open outbox of this process, and what the exit report needs about it. */
-interface OpenOutbox {
-  outbox: Outbox<OutboxRecord>;
-  outputDir: string;
-  integration: string;
-  logger: Logger;
-}
-
-/** Who holds each spool folder in this process, so a rebuilt callback can take it over. */
-const openOutboxes = new Map<string, OpenOutbox>();
-let exitHookInstalled = false;
-
-/** At exit (process.exit() included): one line per open outbox that still holds records. */
-function onExit(): void {
-  for (const { outbox, outputDir, integration, logger } of openOutboxes.values()) {
-    let pending: number;
-    try {
-      pending = outbox.pending;
-    } catch {
-      continue;
-    }
-    if (pending === 0) continue;
-    logger.warn(
-      redactText(
-        `${integration}: ${pending} record(s) not delivered before the process exited; they are kept in ${outbox.dir}. Run \`trainkit sync ${outputDir}\` to deliver them (call \`await trainer.close()\` after evaluate()/predict() to deliver before exiting).`,
-      ),
-    );
-  }
-}
-
-export function trackOutbox(entry: OpenOutbox): void {
-  openOutboxes.set(entry.outbox.dir, entry);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", onExit);
-}
-
-/** The outbox this process holds on `dir`, if any. */
-export function trackedOutbox(dir: string): Outbox<OutboxRecord> | undefined {
-  return openOutboxes.get(dir)?.outbox;
-}
-
-export function untrackOutbox(outbox: Outbox<OutboxRecord>): void {
-  if (openOutboxes.get(outbox.dir)?.outbox === outbox) openOutboxes.delete(outbox.dir);
 }

@@ -2,7 +2,8 @@
 // order, batching, retries with backoff and Retry-After, rejects set aside, halts, bounded
 // memory with the spool, drains with a deadline, crashes of the writing process, and
 // `trainkit sync`.
-import { execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import {
   appendFileSync,
   existsSync,
@@ -731,4 +732,24 @@ describe("robustness", () => {
     expect(text).toContain('"runId": "r1"');
     expect(text).not.toContain("tok-123");
   });
+});
+
+test("at process exit, an open outbox that still holds records says so once, with the sync command", async () => {
+  const outputDir = join(work, "exit-report");
+  const dir = outboxDir(outputDir, "fake", "stream-1");
+  const script = `
+    import { Outbox } from ${JSON.stringify(resolve(import.meta.dirname, "../dist/plugin/index.js"))};
+    const outbox = Outbox.open({ dir: ${JSON.stringify(dir)}, integration: "fake", flushIntervalMs: 0,
+      logger: { info() {}, warn: (m) => console.error(m) },
+      transport: { batchSize: (r) => r.length, deliver: () => new Promise(() => {}) } });
+    outbox.enqueue([{ s: 1 }, { s: 2 }]);
+    if (Outbox.held(${JSON.stringify(dir + "/")}) !== outbox) throw new Error("held() does not find it");
+    process.exit(0);`;
+  const result = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script]);
+  const lines = result.stderr.split("\n").filter((l) => l.includes("before the process exited"));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain(
+    `fake: 2 record(s) not delivered before the process exited; they are kept in ${dir}`,
+  );
+  expect(lines[0]).toContain(`trainkit sync ${resolve(outputDir)}`);
 });

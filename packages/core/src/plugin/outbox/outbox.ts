@@ -30,6 +30,15 @@ const RETRY_AFTER_CAP_MS = 10 * 60_000;
 /** After a drain deadline aborts a request, how long to wait for the transport to give up. */
 const ABORT_GRACE_MS = 1000;
 
+/** Outboxes open in this process, by folder: for `Outbox.held` and the report at exit. */
+const openOutboxes = new Map<string, Outbox<OutboxRecord>>();
+let exitReportInstalled = false;
+
+/** At exit (process.exit() included): one line per open outbox that still holds records. */
+function reportAtExit(): void {
+  for (const outbox of openOutboxes.values()) outbox.reportUndeliveredAtExit();
+}
+
 /**
  * The outbox: integrations enqueue records and return at once; a background loop delivers them
  * through the integration's transport, in order, one batch in flight, with retries. Every
@@ -107,12 +116,22 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
     acquireLock(dir);
     try {
       const outbox = new Outbox<R>(options);
+      openOutboxes.set(dir, outbox as unknown as Outbox<OutboxRecord>);
+      if (!exitReportInstalled) {
+        exitReportInstalled = true;
+        process.on("exit", reportAtExit);
+      }
       if (outbox.pending > 0) outbox.schedule(0);
       return outbox;
     } catch (error) {
       releaseLock(dir);
       throw error;
     }
+  }
+
+  /** The outbox this process has open on `dir`, if any (to take a spool over from it). */
+  static held(dir: string): Outbox<OutboxRecord> | undefined {
+    return openOutboxes.get(resolve(dir));
   }
 
   /** Records enqueued and not yet delivered or set aside. */
@@ -199,11 +218,21 @@ export class Outbox<R extends OutboxRecord = OutboxRecord> {
     await this.interrupt();
     this.spool.close();
     releaseLock(this.dir);
+    if (openOutboxes.get(this.dir) === (this as unknown as Outbox<OutboxRecord>))
+      openOutboxes.delete(this.dir);
     if (this.unwritten.length > 0)
       this.logger.warn(
         `${this.integration}: ${this.unwritten.length} record(s) could not be written to ${this.dir} and are lost.`,
       );
     this.notify();
+  }
+
+  /** Says, synchronously (the process is exiting), what this outbox could not deliver. */
+  reportUndeliveredAtExit(): void {
+    if (this.closed || this.pending === 0) return;
+    this.logger.warn(
+      `${this.integration}: ${this.pending} record(s) not delivered before the process exited; they are kept in ${this.dir}. ${capitalize(this.syncHint())} To deliver before exiting, call \`await trainer.close()\` after evaluate() or predict().`,
+    );
   }
 
   private writeMeta(): void {
@@ -492,6 +521,10 @@ function checkOptions(options: OutboxOptions<OutboxRecord>): void {
   if (typeof options.integration !== "string" || options.integration === "")
     problems.push("integration must be the plugin's name");
   if (problems.length > 0) throw new TypeError(`Outbox.open: ${problems.join("; ")}.`);
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {
