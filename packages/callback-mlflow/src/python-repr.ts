@@ -6,7 +6,7 @@
  * integral, unless it is a {@link PyFloat} (what {@link parsePythonNumbers} makes of a JSON
  * number written with a `.` or an exponent, e.g. `1.0` in `training_args.json`).
  */
-import { pythonFloatRepr } from "@trainkit/core/plugin";
+import { pythonFloatRepr, pythonStrRepr } from "@trainkit/core/plugin";
 
 /** A number known to be a Python float (so `1` is written `1.0`). */
 export class PyFloat {
@@ -28,24 +28,8 @@ function pythonNumber(value: number): string {
   return Number.isInteger(value) ? pythonInt(value) : pythonFloat(value);
 }
 
-/** Python's `repr(str)`: single quotes unless the text has `'` and no `"`. */
-export function pythonStringRepr(text: string): string {
-  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
-  let out = quote;
-  for (const char of text) {
-    const code = char.codePointAt(0)!;
-    if (char === quote || char === "\\") out += `\\${char}`;
-    else if (char === "\n") out += "\\n";
-    else if (char === "\r") out += "\\r";
-    else if (char === "\t") out += "\\t";
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if ((code >= 0x80 && code < 0xa0) || code === 0xad)
-      out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if (code >= 0xd800 && code <= 0xdfff) out += `\\u${code.toString(16)}`;
-    else out += char;
-  }
-  return out + quote;
-}
+/** Python's `repr(str)` (core's: single quotes unless the text has `'` and no `"`). */
+export const pythonStringRepr: (text: string) => string = pythonStrRepr;
 
 /** A `{}` or `Object.create(null)` object (a dict), not an instance of a class. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
