@@ -7,7 +7,6 @@ import {
   Agent,
   createServer,
   request as httpRequest,
-  type IncomingHttpHeaders,
   type IncomingMessage,
   type OutgoingHttpHeaders,
   type Server,
@@ -15,6 +14,7 @@ import {
 } from "node:http";
 import type { Socket } from "node:net";
 import { freePort } from "./free-port.js";
+import { endToEndHeaders } from "./http-headers.js";
 
 export type FaultStatus = 500 | 502 | 503 | 504;
 
@@ -111,27 +111,6 @@ export interface FaultProxy {
 
 const LOG_CAP = 10_000;
 const CLOSE_SETTLE_MS = 25;
-
-// Hop-by-hop headers describe one connection, not the message: a proxy must not pass them on.
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
-
-function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const kept: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) kept[name] = value;
-  }
-  return kept;
-}
 
 const ERROR_CODE_BY_STATUS: Record<number, string> = {
   500: "INTERNAL_ERROR",

@@ -12,13 +12,12 @@ import {
   Agent,
   createServer,
   request as httpRequest,
-  type IncomingHttpHeaders,
   type IncomingMessage,
-  type OutgoingHttpHeaders,
   type Server,
   type ServerResponse,
 } from "node:http";
 import { freePort } from "./free-port.js";
+import { endToEndHeaders } from "./http-headers.js";
 
 /** One request the gateway saw. */
 export interface MountedRequest {
@@ -59,26 +58,6 @@ export interface MountedMlflow {
   /** The next `count` requests are refused with 401 even with valid credentials (an expired token). */
   rejectNext(count?: number): void;
   stop(): Promise<void>;
-}
-
-// Hop-by-hop headers describe one connection, not the message: a gateway does not pass them on.
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
-
-function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const kept: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers))
-    if (value !== undefined && !HOP_BY_HOP.has(name)) kept[name] = value;
-  return kept;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
